@@ -1,0 +1,46 @@
+# etcd-ts: every target installs what it needs, so `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+ETCD_TS_CACHE ?= $(HOME)/.cache/etcd-ts
+export ETCD_TS_CACHE
+NODE_BIN := node dist/src/bin/etcd-ts.js
+
+.PHONY: all install build run test test-unit test-integration tools bench lint clean
+
+all: build
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: node_modules/.installed
+
+build: install
+	npx tsc -p tsconfig.json
+
+# One member with etcd's defaults (name "default", data dir ./default.etcd), on 127.0.0.1:2379 / 2380.
+run: build
+	$(NODE_BIN) --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+	  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+	  --initial-cluster default=http://127.0.0.1:2380
+
+# Reference etcd/etcdctl/etcdutl/benchmark 3.6, built from the Go module proxy and cached.
+tools:
+	@test/tools/build.sh >/dev/null
+
+lint: install
+	npx eslint src test
+
+test: build tools lint
+	npx jest --ci
+
+test-unit: build
+	npx jest --ci test/unit
+
+test-integration: build tools
+	npx jest --ci test/integration
+
+bench: build tools
+	bench/run.sh
+
+clean:
+	rm -rf dist

@@ -1,0 +1,113 @@
+// The HTTP/1.1 side of the client port: /health, /livez, /readyz, /version, /metrics (as etcd serves them).
+import * as http from 'node:http';
+import { EtcdServer, ETCD_API_VERSION, CLUSTER_VERSION } from '../server';
+import { registry } from '../metrics';
+import { Logger } from '../util/logger';
+
+interface Check {
+  name: string;
+  run: () => Promise<void> | void;
+}
+
+export function createHttpHandler(server: EtcdServer, log: Logger): http.RequestListener {
+  // The checks /livez and /readyz run, in etcd's order and names.
+  const readChecks = (): Check[] => [
+    { name: 'data_corruption', run: () => undefined },
+    { name: 'serializable_read', run: () => void server.range(healthRange(true)) },
+    { name: 'linearizable_read', run: () => void server.range(healthRange(false)) },
+  ];
+
+  const probe = async (res: http.ServerResponse, url: URL, checks: Check[]) => {
+    const exclude = new Set(url.searchParams.getAll('exclude'));
+    const verbose = url.searchParams.has('verbose');
+    const lines: string[] = [];
+    let failed = false;
+    for (const c of checks) {
+      if (exclude.has(c.name)) {
+        lines.push(`[+]${c.name} excluded: ok`);
+        continue;
+      }
+      try {
+        await c.run();
+        lines.push(`[+]${c.name} ok`);
+      } catch (err) {
+        failed = true;
+        lines.push(`[-]${c.name} failed: reason withheld`);
+        log.warn({ check: c.name, err }, 'health check failed');
+      }
+    }
+    res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    if (failed) {
+      res.statusCode = 503;
+      res.end(`${lines.join('\n')}\nhealth check failed\n`);
+    } else {
+      res.statusCode = 200;
+      res.end(verbose ? `${lines.join('\n')}\nok\n` : 'ok\n');
+    }
+  };
+
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const p = url.pathname;
+    const run = async () => {
+      if (p === '/health') {
+        let health = { health: 'true', reason: '' };
+        try {
+          server.range(healthRange(url.searchParams.get('serializable') === 'true'));
+        } catch (err) {
+          health = { health: 'false', reason: `QGET ERROR:${err instanceof Error ? err.message : String(err)}` };
+        }
+        res.statusCode = health.health === 'true' ? 200 : 503;
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify(health));
+      } else if (p === '/livez' || p.startsWith('/livez/')) {
+        await probe(res, url, pick(readChecks().filter((c) => c.name === 'serializable_read'), p, '/livez'));
+      } else if (p === '/readyz' || p.startsWith('/readyz/')) {
+        await probe(res, url, pick(readChecks(), p, '/readyz'));
+      } else if (p === '/version') {
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify({ etcdserver: ETCD_API_VERSION, etcdcluster: CLUSTER_VERSION }));
+      } else if (p === '/metrics') {
+        res.setHeader('Content-Type', registry.contentType);
+        res.end(await registry.metrics());
+      } else {
+        res.statusCode = 404;
+        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+        res.end('404 page not found\n');
+      }
+    };
+    run().catch((err: unknown) => {
+      log.error({ err, path: p }, 'http handler failed');
+      if (!res.headersSent) res.statusCode = 500;
+      res.end();
+    });
+  };
+}
+
+/** /readyz/<check> runs only that check; an unknown name is a 404 like etcd's. */
+function pick(checks: Check[], p: string, base: string): Check[] {
+  if (p === base) return checks;
+  const name = p.slice(base.length + 1);
+  const found = checks.filter((c) => c.name === name);
+  if (found.length === 0) throw Object.assign(new Error(`unknown check ${name}`), { status: 404 });
+  return found;
+}
+
+function healthRange(serializable: boolean) {
+  return {
+    key: Buffer.from('health'),
+    range_end: Buffer.alloc(0),
+    limit: 0,
+    revision: 0,
+    sort_order: 0,
+    sort_target: 0,
+    serializable,
+    keys_only: false,
+    count_only: true,
+    min_mod_revision: 0,
+    max_mod_revision: 0,
+    min_create_revision: 0,
+    max_create_revision: 0,
+  };
+}

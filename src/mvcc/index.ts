@@ -1,0 +1,5 @@
+export { MvccStore, WriteTxn, EventType, rangeEnd } from './kvstore';
+export type { RangeOptions, RangeResult, MvccEvent } from './kvstore';
+export type { KeyValue } from './keyvalue';
+export { TreeIndex } from './treeIndex';
+export { KeyIndex } from './keyIndex';

@@ -1,0 +1,76 @@
+// Wires one etcd-ts member together: storage + server, the client port (gRPC + HTTP), metrics upkeep,
+// and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a Config into NodeOptions.
+import { ClientListener, createGrpcServer, createHttpHandler } from './api';
+import { EtcdServer, ServerOptions, idToHex } from './server';
+import { metrics } from './metrics';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+  url: string;
+}
+
+export interface NodeOptions extends ServerOptions {
+  listenClient: ListenAddress[];
+}
+
+export interface RunningNode {
+  server: EtcdServer;
+  /** The bound client ports, in listenClient order. */
+  clientPorts: number[];
+  stop(): Promise<void>;
+}
+
+export async function startNode(options: NodeOptions): Promise<RunningNode> {
+  const log = options.logger;
+  const server = await EtcdServer.start(options);
+  let sizeCache = { at: 0, total: 0, inUse: 0 };
+  const sizes = () => {
+    if (Date.now() - sizeCache.at > 1000) {
+      sizeCache = { at: Date.now(), total: server.backend.sizeOnDisk(), inUse: server.backend.liveDataSize() };
+    }
+    return sizeCache;
+  };
+  const grpcServer = createGrpcServer(
+    { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) },
+    options.maxRequestBytes,
+  );
+  const listener = new ClientListener(grpcServer, createHttpHandler(server, log));
+  const clientPorts: number[] = [];
+  try {
+    for (const addr of options.listenClient) {
+      clientPorts.push(await listener.listen(addr.host, addr.port));
+    }
+  } catch (err) {
+    await listener.close();
+    await server.stop();
+    throw err;
+  }
+  const gaugeTimer = setInterval(() => {
+    const s = sizes();
+    metrics.dbTotalSize.set(s.total);
+    metrics.dbTotalSizeInUse.set(Math.min(s.inUse, s.total));
+    metrics.keysTotal.set(server.mvcc.keysTotal());
+  }, 5000);
+  gaugeTimer.unref();
+  for (const addr of options.listenClient) {
+    log.info({ address: `${addr.host}:${addr.port}` }, 'serving client traffic insecurely; this is strongly discouraged!');
+  }
+  log.info({ 'local-member-id': idToHex(server.memberId), 'client-urls': options.advertiseClientUrls }, 'ready to serve client requests');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    clientPorts,
+    stop: () => {
+      stopping ??= (async () => {
+        clearInterval(gaugeTimer);
+        await listener.close();
+        grpcServer.forceShutdown();
+        await server.stop();
+        log.info({}, 'stopped');
+      })();
+      return stopping;
+    },
+  };
+}

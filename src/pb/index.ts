@@ -1,0 +1,134 @@
+// TypeScript shapes of the etcd messages we handle, as @grpc/proto-loader and protobufjs decode them
+// (keepCase, int64 as decimal strings, bytes as Buffer, defaults filled, oneof name in its own field).
+// Outgoing messages may use numbers for int64 fields; the encoder accepts both.
+
+export type Int64 = string | number;
+
+export interface ResponseHeader {
+  cluster_id: string;
+  member_id: string;
+  revision: Int64;
+  raft_term: Int64;
+}
+
+export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
+export const SortTarget = { KEY: 0, VERSION: 1, CREATE: 2, MOD: 3, VALUE: 4 } as const;
+export const CompareResult = { EQUAL: 0, GREATER: 1, LESS: 2, NOT_EQUAL: 3 } as const;
+export const CompareTarget = { VERSION: 0, CREATE: 1, MOD: 2, VALUE: 3, LEASE: 4 } as const;
+
+export interface RangeRequest {
+  key: Buffer;
+  range_end: Buffer;
+  limit: Int64;
+  revision: Int64;
+  sort_order: number;
+  sort_target: number;
+  serializable: boolean;
+  keys_only: boolean;
+  count_only: boolean;
+  min_mod_revision: Int64;
+  max_mod_revision: Int64;
+  min_create_revision: Int64;
+  max_create_revision: Int64;
+}
+
+export interface PutRequest {
+  key: Buffer;
+  value: Buffer;
+  lease: Int64;
+  prev_kv: boolean;
+  ignore_value: boolean;
+  ignore_lease: boolean;
+}
+
+export interface DeleteRangeRequest {
+  key: Buffer;
+  range_end: Buffer;
+  prev_kv: boolean;
+}
+
+export interface RequestOp {
+  request?: 'request_range' | 'request_put' | 'request_delete_range' | 'request_txn';
+  request_range?: RangeRequest | null;
+  request_put?: PutRequest | null;
+  request_delete_range?: DeleteRangeRequest | null;
+  request_txn?: TxnRequest | null;
+}
+
+export interface Compare {
+  result: number;
+  target: number;
+  key: Buffer;
+  target_union?: 'version' | 'create_revision' | 'mod_revision' | 'value' | 'lease';
+  version?: Int64;
+  create_revision?: Int64;
+  mod_revision?: Int64;
+  value?: Buffer;
+  lease?: Int64;
+  range_end: Buffer;
+}
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: RequestOp[];
+  failure: RequestOp[];
+}
+
+export interface CompactionRequest {
+  revision: Int64;
+  physical: boolean;
+}
+
+/** What a member writes to its log: one client write. */
+export interface InternalRequest {
+  id: string;
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction';
+  put?: PutRequest;
+  delete_range?: DeleteRangeRequest;
+  txn?: TxnRequest;
+  compaction?: CompactionRequest;
+}
+
+export interface KeyValuePb {
+  key: Buffer;
+  create_revision: Int64;
+  mod_revision: Int64;
+  version: Int64;
+  value: Buffer;
+  lease: Int64;
+}
+
+export interface RangeResponse {
+  header?: ResponseHeader;
+  kvs: KeyValuePb[];
+  more: boolean;
+  count: Int64;
+}
+
+export interface PutResponse {
+  header?: ResponseHeader;
+  prev_kv?: KeyValuePb;
+}
+
+export interface DeleteRangeResponse {
+  header?: ResponseHeader;
+  deleted: Int64;
+  prev_kvs: KeyValuePb[];
+}
+
+export interface ResponseOp {
+  response_range?: RangeResponse;
+  response_put?: PutResponse;
+  response_delete_range?: DeleteRangeResponse;
+  response_txn?: TxnResponse;
+}
+
+export interface TxnResponse {
+  header?: ResponseHeader;
+  succeeded: boolean;
+  responses: ResponseOp[];
+}
+
+export interface CompactionResponse {
+  header?: ResponseHeader;
+}
