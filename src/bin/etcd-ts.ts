@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// The etcd-ts command: etcd's flags / ETCD_* env / --config-file YAML -> one Config -> a running member.
+// A bad flag or value is one line on stderr and a non-zero exit, before any data is touched.
+import { Config, ConfigError, parseCommandLine, usageText } from '../config';
+import { NodeOptions, startNode } from '../node';
+import { ETCD_API_VERSION } from '../server';
+import { createLogger } from '../util/logger';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const PACKAGE_VERSION: string = require('../../../package.json').version;
+
+export function versionText(): string {
+  return [
+    `etcd-ts Version: ${PACKAGE_VERSION}`,
+    `etcd API Version: ${ETCD_API_VERSION}`,
+    `Node Version: ${process.version}`,
+    `OS/Arch: ${process.platform}/${process.arch}`,
+  ].join('\n');
+}
+
+export function toNodeOptions(config: Config, logger: ReturnType<typeof createLogger>): NodeOptions {
+  const unsupported = (what: string) => new ConfigError(`${what} is not supported by this etcd-ts build yet`);
+  for (const u of config.listenClientUrls) {
+    if (u.scheme !== 'http') throw unsupported(`--listen-client-urls ${u.href} (scheme ${u.scheme})`);
+  }
+  if (config.discovery || config.discoverySrv || config.discoveryEndpoints.length > 0) throw unsupported('discovery');
+  const initialCluster = new Map<string, string[]>();
+  for (const m of config.initialClusterMembers) {
+    initialCluster.set(m.name, [...(initialCluster.get(m.name) ?? []), m.peerUrl.href]);
+  }
+  return {
+    name: config.name,
+    dataDir: config.dataDir,
+    initialAdvertisePeerUrls: config.initialAdvertisePeerUrls.map((u) => u.href),
+    advertiseClientUrls: config.advertiseClientUrls.map((u) => u.href),
+    initialCluster,
+    initialClusterToken: config.initialClusterToken,
+    initialClusterState: config.initialClusterState,
+    maxTxnOps: config.maxTxnOps,
+    maxRequestBytes: config.maxRequestBytes,
+    quotaBackendBytes: config.quotaBackendBytes,
+    snapshotCatchupEntries: config.snapshotCatchupEntries,
+    logger,
+    listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href })),
+  };
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`etcd-ts: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  if (parsed.action === 'help') {
+    process.stdout.write(usageText());
+    return 0;
+  }
+  if (parsed.action === 'version') {
+    process.stdout.write(`${versionText()}\n`);
+    return 0;
+  }
+  const { config, warnings } = parsed;
+  const logger = createLogger(config.logLevel, config.logOutputs.includes('stdout') ? 'stdout' : 'stderr');
+  for (const w of warnings) logger.warn({}, w);
+  let options: NodeOptions;
+  try {
+    options = toNodeOptions(config, logger);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`etcd-ts: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  logger.info({ 'etcd-ts-version': PACKAGE_VERSION, 'etcd-api-version': ETCD_API_VERSION, 'data-dir': config.dataDir, name: config.name }, 'starting etcd-ts');
+  let node;
+  try {
+    node = await startNode(options);
+  } catch (err) {
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'failed to start');
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'received signal; shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  await node.stop();
+  return 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`etcd-ts: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
