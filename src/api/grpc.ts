@@ -56,16 +56,14 @@ function unary(service: string, method: string, fn: Handler, log: Logger): grpc.
   };
 }
 
-const CODE_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
-/** grpc_code label values as Go's codes.Code.String() spells them (OK, NotFound, ...). */
+/** grpc_code label values as Go's codes.Code.String() spells them (what etcd's dashboards filter on). */
+const GO_CODE_NAMES: Record<number, string> = {
+  0: 'OK', 1: 'Canceled', 2: 'Unknown', 3: 'InvalidArgument', 4: 'DeadlineExceeded', 5: 'NotFound',
+  6: 'AlreadyExists', 7: 'PermissionDenied', 8: 'ResourceExhausted', 9: 'FailedPrecondition', 10: 'Aborted',
+  11: 'OutOfRange', 12: 'Unimplemented', 13: 'Internal', 14: 'Unavailable', 15: 'DataLoss', 16: 'Unauthenticated',
+};
 export function grpcCodeName(code: grpc.status): string {
-  const upper = CODE_NAMES[code] ?? 'UNKNOWN';
-  if (upper === 'OK') return 'OK';
-  return upper
-    .toLowerCase()
-    .split('_')
-    .map((w: string) => w[0].toUpperCase() + w.slice(1))
-    .join('');
+  return GO_CODE_NAMES[code] ?? `Code(${code})`;
 }
 
 export interface GrpcDeps {

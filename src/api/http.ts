@@ -1,6 +1,6 @@
 // The HTTP/1.1 side of the client port: /health, /livez, /readyz, /version, /metrics (as etcd serves them).
 import * as http from 'node:http';
-import { EtcdServer, ETCD_API_VERSION, CLUSTER_VERSION } from '../server';
+import { EtcdServer, ETCD_API_VERSION, CLUSTER_VERSION, STORAGE_VERSION } from '../server';
 import { registry } from '../metrics';
 import { Logger } from '../util/logger';
 
@@ -15,6 +15,12 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
     { name: 'data_corruption', run: () => undefined },
     { name: 'serializable_read', run: () => void server.range(healthRange(true)) },
     { name: 'linearizable_read', run: () => void server.range(healthRange(false)) },
+    {
+      name: 'non_learner',
+      run: () => {
+        if (server.memberList().find((m) => m.id === server.memberId)?.isLearner) throw new Error('member is a learner');
+      },
+    },
   ];
 
   const probe = async (res: http.ServerResponse, url: URL, checks: Check[]) => {
@@ -23,10 +29,7 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
     const lines: string[] = [];
     let failed = false;
     for (const c of checks) {
-      if (exclude.has(c.name)) {
-        lines.push(`[+]${c.name} excluded: ok`);
-        continue;
-      }
+      if (exclude.has(c.name)) continue;
       try {
         await c.run();
         lines.push(`[+]${c.name} ok`);
@@ -49,6 +52,10 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
 
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    // etcd answers every client-port HTTP request with these CORS headers.
+    res.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
+    res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
+    res.setHeader('Access-Control-Allow-Origin', '*');
     const p = url.pathname;
     const run = async () => {
       if (p === '/health') {
@@ -59,7 +66,7 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
           health = { health: 'false', reason: `QGET ERROR:${err instanceof Error ? err.message : String(err)}` };
         }
         res.statusCode = health.health === 'true' ? 200 : 503;
-        res.setHeader('Content-Type', 'application/json');
+        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
         res.end(JSON.stringify(health));
       } else if (p === '/livez' || p.startsWith('/livez/')) {
         await probe(res, url, pick(readChecks().filter((c) => c.name === 'serializable_read'), p, '/livez'));
@@ -67,22 +74,29 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
         await probe(res, url, pick(readChecks(), p, '/readyz'));
       } else if (p === '/version') {
         res.setHeader('Content-Type', 'application/json');
-        res.end(JSON.stringify({ etcdserver: ETCD_API_VERSION, etcdcluster: CLUSTER_VERSION }));
+        res.end(JSON.stringify({ etcdserver: ETCD_API_VERSION, etcdcluster: CLUSTER_VERSION, storage: STORAGE_VERSION }));
       } else if (p === '/metrics') {
         res.setHeader('Content-Type', registry.contentType);
         res.end(await registry.metrics());
       } else {
-        res.statusCode = 404;
-        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-        res.end('404 page not found\n');
+        notFound(res);
       }
     };
     run().catch((err: unknown) => {
+      const status = (err as { status?: number }).status;
+      if (status === 404) return notFound(res);
       log.error({ err, path: p }, 'http handler failed');
       if (!res.headersSent) res.statusCode = 500;
       res.end();
     });
   };
+}
+
+function notFound(res: http.ServerResponse): void {
+  res.statusCode = 404;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.end('404 page not found\n');
 }
 
 /** /readyz/<check> runs only that check; an unknown name is a 404 like etcd's. */

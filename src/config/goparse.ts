@@ -185,7 +185,7 @@ export function formatGoDuration(nsIn: bigint | number): string {
     // v is in units of 10^-digits; print with trailing zeros removed
     const div = 10n ** BigInt(digits);
     const whole = v / div;
-    let rest = (v % div).toString().padStart(digits, '0').replace(/0+$/, '');
+    const rest = (v % div).toString().padStart(digits, '0').replace(/0+$/, '');
     return rest === '' ? whole.toString() : `${whole}.${rest}`;
   };
   let out: string;

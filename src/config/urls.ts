@@ -91,8 +91,12 @@ export function parseUrl(raw: string): Parsed<ParsedUrl> {
     path = rest.slice(2 + authority.length);
     const at = authority.lastIndexOf('@');
     hostPort = at >= 0 ? authority.slice(at + 1) : authority;
-    if (/[\s\x00-\x1f\x7f]/.test(hostPort)) {
-      return fail(`parse ${JSON.stringify(input)}: invalid character in host name`);
+    const badChar = [...hostPort].find((ch) => ch.charCodeAt(0) < 0x21 || ch.charCodeAt(0) === 0x7f || '<>"{}|\\^`'.includes(ch));
+    if (badChar) {
+      return fail(`parse ${JSON.stringify(input)}: invalid character ${JSON.stringify(badChar)} in host name`);
+    }
+    if (hostPort.startsWith('[') && !hostPort.includes(']')) {
+      return fail(`parse ${JSON.stringify(input)}: missing ']' in host`);
     }
     // net/url validates the port after the last colon (outside brackets)
     const portMatch = /:([^\]:]*)$/.exec(hostPort);

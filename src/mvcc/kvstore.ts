@@ -11,6 +11,7 @@ import { KeyValue, decodeKeyValue, encodeKeyValue } from './keyvalue';
 import { revId } from './keyIndex';
 import { Revision, parseRevKey, readU64, revKey, revKeyFloor, writeU64 } from './revision';
 import { IndexHit, TreeIndex } from './treeIndex';
+import { metrics } from '../metrics';
 
 export interface RangeOptions {
   /** 0 or negative: the current revision. */
@@ -145,6 +146,7 @@ export class MvccStore {
   }
 
   range(key: Buffer, end: Buffer | undefined, opts: RangeOptions = {}): RangeResult {
+    metrics.mvccRange.inc();
     return this.rangeAt(key, end, opts, this.currentRev);
   }
 
@@ -295,11 +297,13 @@ export class WriteTxn {
     this.pending.set(revId(rev), encoded);
     this.ops.push({ key: revKey(rev), value: encoded });
     this.events.push({ type: EventType.PUT, kv, prevKv: before });
+    metrics.mvccPut.inc();
     return kv;
   }
 
   /** Deletes every live key in the range; returns what was deleted. */
   deleteRange(key: Buffer, end: Buffer | undefined): KeyValue[] {
+    metrics.mvccDelete.inc();
     const existing = this.range(key, end).kvs;
     for (const prev of existing) {
       const rev = { main: this.main, sub: this.sub++ };

@@ -200,6 +200,7 @@ export class EtcdServer {
     server.lastIndex = Math.max(lastIndex, server.appliedIndex);
     metrics.hasLeader.set(1);
     metrics.isLeader.set(1);
+    metrics.isLearner.set(0);
     metrics.leaderChanges.inc();
     metrics.serverId.set({ server_id: idToHex(memberId) }, 1);
     metrics.serverVersion.set({ server_version: ETCD_API_VERSION }, 1);
@@ -364,6 +365,7 @@ export class EtcdServer {
       }
       case 'txn': {
         const txn = this.mvcc.beginWrite();
+        metrics.mvccTxn.inc();
         const resp = applyTxn(txn, req.txn as TxnRequest, this.leases);
         txn.commit(batch);
         return { header: this.header(txn.rev), ...resp };

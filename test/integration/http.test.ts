@@ -1,0 +1,95 @@
+// The HTTP side of the client port, compared with reference etcd 3.6 where the answer is the same by
+// contract (/health, /livez, /readyz, /version shape), plus /metrics carrying etcd's metric names.
+import { Etcd3 } from 'etcd3';
+import { NodeHandle, httpGet, startNode } from '../helpers';
+
+let ts: NodeHandle;
+let ref: NodeHandle;
+
+beforeAll(async () => {
+  [ts, ref] = await Promise.all([startNode({ kind: 'etcd-ts' }), startNode({ kind: 'etcd' })]);
+});
+
+afterAll(async () => {
+  await Promise.all([ts?.destroy(), ref?.destroy()]);
+});
+
+const SAME_AS_ETCD = [
+  '/health',
+  '/health?serializable=true',
+  '/livez',
+  '/livez?verbose',
+  '/readyz',
+  '/readyz?verbose',
+  '/readyz/linearizable_read',
+  '/readyz?exclude=linearizable_read&verbose',
+  '/readyz/bogus',
+  '/no-such-path',
+];
+
+test.each(SAME_AS_ETCD)('GET %s answers as etcd does (status, content type, body)', async (path) => {
+  const [a, b] = await Promise.all([httpGet(ts.clientUrl + path), httpGet(ref.clientUrl + path)]);
+  expect({ status: a.status, type: a.headers['content-type'], body: a.body }).toEqual({
+    status: b.status,
+    type: b.headers['content-type'],
+    body: b.body,
+  });
+  expect(a.headers['access-control-allow-origin']).toBe(b.headers['access-control-allow-origin']);
+});
+
+test('/version reports a 3.6 server, cluster and storage version (dotted integers, as Patroni parses)', async () => {
+  const [a, b] = await Promise.all([httpGet(`${ts.clientUrl}/version`), httpGet(`${ref.clientUrl}/version`)]);
+  const ours = JSON.parse(a.body);
+  const theirs = JSON.parse(b.body);
+  expect(Object.keys(ours).sort()).toEqual(Object.keys(theirs).sort());
+  expect(ours.etcdserver).toMatch(/^3\.6\.\d+$/);
+  expect(ours.etcdcluster).toBe(theirs.etcdcluster);
+  expect(ours.storage).toBe(theirs.storage);
+});
+
+test('/metrics exposes etcd metric names with etcd types, and they move', async () => {
+  const client = new Etcd3({ hosts: ts.clientUrl });
+  try {
+    await client.put('m/k').value('v');
+    await client.get('m/k');
+  } finally {
+    client.close();
+  }
+  const { status, body } = await httpGet(`${ts.clientUrl}/metrics`);
+  expect(status).toBe(200);
+  const ref_ = await httpGet(`${ref.clientUrl}/metrics`);
+  const types = (text: string) => new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]]));
+  const ourTypes = types(body);
+  const etcdTypes = types(ref_.body);
+  for (const name of [
+    'etcd_server_has_leader',
+    'etcd_server_is_leader',
+    'etcd_server_leader_changes_seen_total',
+    'etcd_server_proposals_committed_total',
+    'etcd_server_proposals_applied_total',
+    'etcd_server_proposals_pending',
+    'etcd_server_proposals_failed_total',
+    'etcd_server_quota_backend_bytes',
+    'etcd_server_id',
+    'etcd_server_version',
+    'etcd_disk_wal_fsync_duration_seconds',
+    'etcd_disk_backend_commit_duration_seconds',
+    'etcd_mvcc_db_total_size_in_bytes',
+    'etcd_mvcc_db_total_size_in_use_in_bytes',
+    'etcd_debugging_mvcc_keys_total',
+    'etcd_mvcc_put_total',
+    'etcd_mvcc_range_total',
+    'grpc_server_started_total',
+    'grpc_server_handled_total',
+    'process_resident_memory_bytes',
+  ]) {
+    expect([name, ourTypes.get(name)]).toEqual([name, etcdTypes.get(name)]);
+  }
+  expect(body).toMatch(/^etcd_server_has_leader 1$/m);
+  expect(body).toMatch(/^etcd_server_quota_backend_bytes 2147483648$/m);
+  expect(body).toMatch(/^etcd_disk_wal_fsync_duration_seconds_bucket\{le="0.001"\} \d+$/m);
+  expect(body).toMatch(/^etcd_disk_wal_fsync_duration_seconds_bucket\{le="8.192"\} \d+$/m);
+  expect(body).toMatch(/^grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"\} [1-9]\d*$/m);
+  const committed = Number(/^etcd_server_proposals_committed_total (\d+)$/m.exec(body)?.[1]);
+  expect(committed).toBeGreaterThanOrEqual(1);
+});
