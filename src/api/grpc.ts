@@ -3,8 +3,10 @@
 // grpc's own UNIMPLEMENTED, exactly as from an etcd built without them.
 import * as grpc from '@grpc/grpc-js';
 import { EtcdServer, ETCD_API_VERSION, STORAGE_VERSION, memberToPb } from '../server';
-import { CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../pb';
-import { EtcdError, isEtcdError } from '../util/errors';
+import { AlarmRequest, CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest } from '../pb';
+
+const ALARM_NAMES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
+import { isEtcdError } from '../util/errors';
 import { Logger } from '../util/logger';
 import { apiPackageDefinition } from '../util/proto';
 import { metrics } from '../metrics';
@@ -99,7 +101,8 @@ export function createGrpcServer(deps: GrpcDeps, maxRequestBytes: number): grpc.
   });
 
   add('etcdserverpb.Cluster', 'etcdserverpb.Cluster', {
-    MemberList: () => ({ header: server.header(), members: server.memberList().map(memberToPb) }),
+    // etcd's cluster API headers carry no revision.
+    MemberList: () => ({ header: { ...server.header(), revision: 0 }, members: server.memberList().map(memberToPb) }),
   });
 
   add('etcdserverpb.Maintenance', 'etcdserverpb.Maintenance', {
@@ -111,18 +114,14 @@ export function createGrpcServer(deps: GrpcDeps, maxRequestBytes: number): grpc.
       raftIndex: server.lastIndex,
       raftTerm: server.term,
       raftAppliedIndex: server.appliedIndex,
-      errors: [],
+      errors: server.alarms.list().map((a) => `memberID:${a.memberID} alarm:${ALARM_NAMES[a.alarm] ?? a.alarm} `),
       dbSizeInUse: deps.dbSizeInUse(),
       isLearner: false,
       storageVersion: STORAGE_VERSION,
       dbSizeQuota: server.quotaBytes(),
+      downgradeInfo: { target_version: '', enabled: false },
     }),
-    // No alarm can be raised by this member yet (quota alarms come with the maintenance work), so the
-    // list is truthfully empty; activating or deactivating one is refused.
-    Alarm: (r: { action: number }) => {
-      if (r.action !== 0) throw new EtcdError(grpc.status.UNIMPLEMENTED, 'etcdserver: alarm activation and deactivation are not supported yet');
-      return { header: server.header(), alarms: [] };
-    },
+    Alarm: (r: AlarmRequest) => server.alarm(r),
     Hash: async () => ({ header: server.header(), hash: await server.mvcc.hashAll() }),
     HashKV: async (r: { revision: string }) => {
       const h = await server.mvcc.hashKV(Number(r.revision));

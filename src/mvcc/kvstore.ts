@@ -64,6 +64,12 @@ export class MvccStore {
   /** Reads below this revision fail with "compacted". */
   compactRev = 0;
   private compaction: Promise<void> = Promise.resolve();
+  /**
+   * Values committed by write txns but not yet in RocksDB: the server applies a batch of entries and
+   * writes their state once, so a later entry of the same batch must read what an earlier one wrote.
+   * Emptied by `flushed()` right after the batch is written.
+   */
+  private readonly unflushed = new Map<string, Buffer>();
 
   private constructor(private readonly backend: Backend) {}
 
@@ -100,8 +106,10 @@ export class MvccStore {
     const out: KeyValue[] = new Array(revs.length);
     const missing: number[] = [];
     const keys: Buffer[] = [];
+    const overlay = this.unflushed.size > 0;
     for (let i = 0; i < revs.length; i++) {
-      const p = pending?.get(revId(revs[i]));
+      const id = pending || overlay ? revId(revs[i]) : '';
+      const p = pending?.get(id) ?? (overlay ? this.unflushed.get(id) : undefined);
       if (p) out[i] = decodeKeyValue(p);
       else {
         missing.push(i);
@@ -233,9 +241,15 @@ export class MvccStore {
   }
 
   /** @internal used by WriteTxn */
-  _setCurrent(rev: number, batch: WriteBatch): void {
+  _setCurrent(rev: number, batch: WriteBatch, pending: Map<string, Buffer>): void {
     this.currentRev = rev;
     batch.put(META_CURRENT_REV, u64(rev));
+    for (const [id, value] of pending) this.unflushed.set(id, value);
+  }
+
+  /** The caller has written every batch it passed to commit/compact: values are now readable from disk. */
+  flushed(): void {
+    this.unflushed.clear();
   }
 }
 
@@ -319,7 +333,7 @@ export class WriteTxn {
   commit(batch: WriteBatch): void {
     if (this.sub === 0) return;
     for (const op of this.ops) batch.put(op.key, op.value);
-    this.store._setCurrent(this.main, batch);
+    this.store._setCurrent(this.main, batch, this.pending);
   }
 }
 

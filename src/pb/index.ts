@@ -79,14 +79,29 @@ export interface CompactionRequest {
   physical: boolean;
 }
 
+export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+
+export interface AlarmRequest {
+  action: number;
+  memberID: Int64;
+  alarm: number;
+}
+
+export interface AlarmMember {
+  memberID: string;
+  alarm: number;
+}
+
 /** What a member writes to its log: one client write. */
 export interface InternalRequest {
   id: string;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction';
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm';
   put?: PutRequest;
   delete_range?: DeleteRangeRequest;
   txn?: TxnRequest;
   compaction?: CompactionRequest;
+  alarm?: AlarmRequest;
 }
 
 export interface KeyValuePb {

@@ -16,6 +16,7 @@ import {
   RangeRequest,
   RangeResponse,
   RequestOp,
+  ResponseHeader,
   ResponseOp,
   SortOrder,
   SortTarget,
@@ -157,11 +158,13 @@ export function doRange(reader: Reader, r: RangeRequest): RangeResponse {
   const filtered = minMod !== 0 || maxMod !== 0 || minCreate !== 0 || maxCreate !== 0;
   // Sorting and filtering need every key of the range; otherwise fetch one extra to learn `more`.
   const storeLimit = sortOrder !== SortOrder.NONE || filtered ? 0 : limit > 0 ? limit + 1 : 0;
+  // Sorting by value needs the values even when the client asked for keys only.
+  const sortsByValue = sortOrder !== SortOrder.NONE && r.sort_target === SortTarget.VALUE;
   const rr = reader.range(r.key, r.range_end, {
     rev: num(r.revision),
     limit: storeLimit,
     countOnly: r.count_only,
-    keysOnly: r.keys_only,
+    keysOnly: r.keys_only && !sortsByValue,
   });
   let kvs = rr.kvs;
   if (filtered) {
@@ -174,15 +177,17 @@ export function doRange(reader: Reader, r: RangeRequest): RangeResponse {
     );
   }
   if (sortOrder !== SortOrder.NONE) {
+    // Stable in both directions: equal elements keep key order, as etcd's sort does for small results.
+    // (For larger results Go's sort is not stable, so etcd's order of ties is unspecified there.)
     const by = sortKey(r.sort_target);
-    kvs = [...kvs].sort(by);
-    if (sortOrder === SortOrder.DESCEND) kvs.reverse();
+    kvs = [...kvs].sort(sortOrder === SortOrder.DESCEND ? (a, b) => by(b, a) : by);
   }
   let more = false;
   if (limit > 0 && kvs.length > limit) {
     kvs = kvs.slice(0, limit);
     more = true;
   }
+  if (r.keys_only && sortsByValue) kvs = kvs.map((kv) => ({ ...kv, value: Buffer.alloc(0) }));
   return { kvs: kvs.map(toPb), more, count: rr.count };
 }
 
@@ -288,6 +293,20 @@ function planTxn(txn: WriteTxn, r: TxnRequest, leases: LeaseLookup, plan: boolea
   }
 }
 
+/** True when no op of any branch (nested included) writes: such a txn needs no log entry. */
+export function isTxnReadOnly(r: TxnRequest): boolean {
+  const ro = (ops: RequestOp[]): boolean =>
+    ops.every((op) => op.request === 'request_range' || (op.request === 'request_txn' && isTxnReadOnly(op.request_txn as TxnRequest)));
+  return ro(r.success) && ro(r.failure);
+}
+
+/** True when some op of some branch (nested included) is a put: the txn may add data. */
+export function txnHasPut(r: TxnRequest): boolean {
+  const has = (ops: RequestOp[]): boolean =>
+    ops.some((op) => op.request === 'request_put' || (op.request === 'request_txn' && txnHasPut(op.request_txn as TxnRequest)));
+  return has(r.success) || has(r.failure);
+}
+
 export function applyTxn(txn: WriteTxn, r: TxnRequest, leases: LeaseLookup): TxnResponse {
   const plan: boolean[] = [];
   planTxn(txn, r, leases, plan);
@@ -295,19 +314,28 @@ export function applyTxn(txn: WriteTxn, r: TxnRequest, leases: LeaseLookup): Txn
   const run = (t: TxnRequest): TxnResponse => {
     const succeeded = plan[step++];
     const responses: ResponseOp[] = [];
+    // Like etcd, each inner range/put/delete response carries a header holding only the revision the
+    // store was at right after that op; a nested txn's own header stays empty.
+    const revOnly = () => ({ revision: txn.rev }) as ResponseHeader;
     for (const op of succeeded ? t.success : t.failure) {
       switch (op.request) {
-        case 'request_range':
-          responses.push({ response_range: doRange(txn, op.request_range as RangeRequest) });
+        case 'request_range': {
+          const resp = doRange(txn, op.request_range as RangeRequest);
+          responses.push({ response_range: { header: revOnly(), ...resp } });
           break;
-        case 'request_put':
-          responses.push({ response_put: applyPut(txn, op.request_put as PutRequest, leases) });
+        }
+        case 'request_put': {
+          const resp = applyPut(txn, op.request_put as PutRequest, leases);
+          responses.push({ response_put: { header: revOnly(), ...resp } });
           break;
-        case 'request_delete_range':
-          responses.push({ response_delete_range: applyDeleteRange(txn, op.request_delete_range as DeleteRangeRequest) });
+        }
+        case 'request_delete_range': {
+          const resp = applyDeleteRange(txn, op.request_delete_range as DeleteRangeRequest);
+          responses.push({ response_delete_range: { header: revOnly(), ...resp } });
           break;
+        }
         case 'request_txn':
-          responses.push({ response_txn: run(op.request_txn as TxnRequest) });
+          responses.push({ response_txn: { header: {} as ResponseHeader, ...run(op.request_txn as TxnRequest) } });
           break;
       }
     }

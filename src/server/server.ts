@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { Backend, Prefix, WriteBatch, prefixed, u64be } from '../storage';
 import { MvccStore } from '../mvcc';
 import {
+  AlarmRequest,
+  AlarmType,
   CompactionRequest,
   DeleteRangeRequest,
   InternalRequest,
@@ -21,7 +23,8 @@ import { EtcdError, Errors, isEtcdError } from '../util/errors';
 import { Logger } from '../util/logger';
 import { messageType, TO_OBJECT } from '../util/proto';
 import { metrics, secondsSince } from '../metrics';
-import { LeaseLookup, applyDeleteRange, applyPut, applyTxn, checkDeleteRange, checkPut, checkRange, checkTxn, doRange } from './apply';
+import { LeaseLookup, applyDeleteRange, applyPut, applyTxn, checkDeleteRange, checkPut, checkRange, checkTxn, doRange, isTxnReadOnly, txnHasPut } from './apply';
+import { AlarmStore } from './alarms';
 import { Member, computeClusterId, computeMemberId, decodeMember, encodeMember, idToHex } from './members';
 
 /** The etcd API version this server speaks (what Status and /version report). */
@@ -92,6 +95,7 @@ export class EtcdServer {
     readonly options: ServerOptions,
     readonly backend: Backend,
     readonly mvcc: MvccStore,
+    readonly alarms: AlarmStore,
     ids: { memberId: bigint; clusterId: bigint; term: number; appliedIndex: number; lastIndex: number },
   ) {
     this.memberId = ids.memberId;
@@ -191,7 +195,8 @@ export class EtcdServer {
         lastIndex = Math.max(lastIndex, Number(k.readBigUInt64BE(1)));
       });
     }
-    const server = new EtcdServer(options, backend, mvcc, { memberId, clusterId, term, appliedIndex, lastIndex });
+    const alarms = await AlarmStore.load(backend);
+    const server = new EtcdServer(options, backend, mvcc, alarms, { memberId, clusterId, term, appliedIndex, lastIndex });
     for (const m of members) server.members.set(m.id, m);
     if (pending.length > 0) {
       log.info({ entries: pending.length, from: pending[0].index, to: lastIndex }, 'replaying committed log entries not yet applied');
@@ -255,7 +260,18 @@ export class EtcdServer {
 
   async txn(r: TxnRequest): Promise<unknown> {
     checkTxn(r, { maxTxnOps: this.options.maxTxnOps });
+    if (isTxnReadOnly(r)) {
+      // Reads only: served from the applied state like a Range, without a log entry (as etcd does).
+      const txn = this.mvcc.beginWrite();
+      const resp = applyTxn(txn, r, this.leases);
+      return { header: this.header(txn.rev), ...resp };
+    }
     return this.propose({ request: 'txn', txn: r });
+  }
+
+  /** Alarm requests go through the log, as in etcd (so even a GET advances the raft index). */
+  async alarm(r: AlarmRequest): Promise<unknown> {
+    return this.propose({ request: 'alarm', alarm: r });
   }
 
   async compact(r: CompactionRequest): Promise<unknown> {
@@ -334,6 +350,7 @@ export class EtcdServer {
     batch.put(META.appliedIndex, u64be(this.appliedIndex));
     const started = process.hrtime.bigint();
     this.backend.write(batch, false);
+    this.mvcc.flushed();
     metrics.backendCommitDuration.observe(secondsSince(started));
     metrics.proposalsApplied.set(this.appliedIndex);
     for (const r of results) {
@@ -352,6 +369,7 @@ export class EtcdServer {
   private applyOne(req: InternalRequest, batch: WriteBatch): unknown {
     switch (req.request) {
       case 'put': {
+        if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
         const txn = this.mvcc.beginWrite();
         const resp = applyPut(txn, req.put as PutRequest, this.leases);
         txn.commit(batch);
@@ -365,6 +383,7 @@ export class EtcdServer {
       }
       case 'txn': {
         const txn = this.mvcc.beginWrite();
+        if (this.alarms.has(AlarmType.NOSPACE) && txnHasPut(req.txn as TxnRequest)) throw Errors.noSpace();
         metrics.mvccTxn.inc();
         const resp = applyTxn(txn, req.txn as TxnRequest, this.leases);
         txn.commit(batch);
@@ -378,6 +397,10 @@ export class EtcdServer {
           (err: unknown) => this.fatal(err, 'compaction failed'),
         );
         return { header: this.header(), done };
+      }
+      case 'alarm': {
+        const alarms = this.alarms.apply(req.alarm as AlarmRequest, batch);
+        return { header: this.header(), alarms };
       }
       default:
         throw new Error(`unknown request in log entry: ${JSON.stringify(req.request)}`);

@@ -39,6 +39,21 @@ export class WriteBatch {
   }
 }
 
+const NO_OPTIONS = {};
+
+/** The binding's synchronous batch surface (see the file header for why it is used directly). */
+interface RawBatch {
+  _put(key: Buffer, value: Buffer, options: object): void;
+  _del(key: Buffer, options: object): void;
+  _writeSync(options: { sync: boolean }): void;
+  _closeSync(): void;
+}
+
+interface RawDb {
+  _chainedBatch(): RawBatch;
+  detachResource(resource: RawBatch): void;
+}
+
 interface RawIterator {
   nextv(n: number, cb?: undefined): Promise<Buffer[][]>;
   close(): Promise<void>;
@@ -73,13 +88,20 @@ export class Backend {
    */
   write(batch: WriteBatch, sync: boolean): void {
     if (batch.size === 0 && !sync) return;
-    const chained = this.db.batch();
-    for (const op of batch.ops) {
-      if (op.type === 'put') chained.put(op.key, op.value as Buffer);
-      else chained.del(op.key);
+    // Straight to the binding's native batch: the abstract-level wrapper would copy every operation into
+    // a JS array and keep the batch registered with the database until closed.
+    const db = this.db as unknown as RawDb;
+    const chained = db._chainedBatch();
+    try {
+      for (const op of batch.ops) {
+        if (op.type === 'put') chained._put(op.key, op.value as Buffer, NO_OPTIONS);
+        else chained._del(op.key, NO_OPTIONS);
+      }
+      chained._writeSync({ sync });
+    } finally {
+      chained._closeSync();
+      db.detachResource(chained);
     }
-    // The binding writes synchronously on this thread (see the file header).
-    (chained as unknown as { _writeSync(o: { sync: boolean }): void })._writeSync({ sync });
   }
 
   getSync(key: Buffer): Buffer | undefined {

@@ -71,8 +71,26 @@ describe('MvccStore', () => {
     const batch = new WriteBatch();
     t.commit(batch);
     backend.write(batch, false);
+    store.flushed();
     return t;
   };
+
+  test('txns applied into one batch read each other before the batch is written', () => {
+    const batch = new WriteBatch();
+    const t1 = store.beginWrite();
+    t1.put(b('k'), b('1'), '0');
+    t1.commit(batch);
+    const t2 = store.beginWrite();
+    const prev = t2.get(b('k'));
+    expect(prev?.value.toString()).toBe('1');
+    t2.put(b('k'), b('2'), '0', prev);
+    t2.commit(batch);
+    expect(store.range(b('k'), undefined, { rev: 2 }).kvs[0].value.toString()).toBe('1');
+    backend.write(batch, false);
+    store.flushed();
+    expect(store.range(b('k'), undefined).kvs[0]).toMatchObject({ version: 2, mod_revision: 3, create_revision: 2 });
+    expect(store.range(b('k'), undefined, { rev: 2 }).kvs[0].value.toString()).toBe('1');
+  });
 
   test('a new store is at revision 1 and each write txn adds one revision', () => {
     expect(store.currentRev).toBe(1);

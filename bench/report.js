@@ -1,0 +1,465 @@
+#!/usr/bin/env node
+// Renders BENCHMARKS.md from the raw results bench/run.sh collects, and prints
+// the hot spots of a V8 CPU profile.
+//
+//   node bench/report.js OUT.md                  (called by bench/run.sh; reads BENCH_* env)
+//   node bench/report.js --profile-top FILE.cpuprofile [N]
+//
+// Inputs (environment, set by run.sh):
+//   BENCH_RESULTS   dir with manifest.tsv, servers.tsv, profile.tsv and the benchmark outputs
+//   BENCH_BIN_DIR   reference tools dir (for `etcd --version`)
+//   BENCH_TARGETS   targets in run order
+//   BENCH_ELAPSED   seconds the runs took
+//   BENCH_LOADAVG   /proc/loadavg when the run started
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const ROOT = path.resolve(__dirname, '..');
+
+// ------------------------------------------------------------ benchmark output
+
+/** Parses the summary `benchmark` prints; latencies in milliseconds. */
+function parseBenchmark(text) {
+  const num = (re) => {
+    const m = text.match(re);
+    return m ? Number(m[1]) : undefined;
+  };
+  const secs = (label) => {
+    const v = num(new RegExp(`^\\s*${label}:\\s*([0-9.eE+-]+) secs`, 'm'));
+    return v === undefined ? undefined : v * 1000;
+  };
+  const pct = (p) => {
+    const v = num(new RegExp(`^\\s*${p.replace('.', '\\.')}% in ([0-9.eE+-]+) secs`, 'm'));
+    return v === undefined ? undefined : v * 1000;
+  };
+  const errors = [];
+  const ed = text.split(/^Error distribution:\s*$/m)[1];
+  if (ed) {
+    for (const line of ed.split('\n')) {
+      const m = line.match(/^\s*\[(\d+)\]\s*(.*)$/);
+      if (m) errors.push({ count: Number(m[1]), error: m[2] });
+    }
+  }
+  const r = {
+    totalSecs: num(/^\s*Total:\s*([0-9.eE+-]+) secs/m),
+    rps: num(/^\s*Requests\/sec:\s*([0-9.eE+-]+)/m),
+    avg: secs('Average'),
+    slowest: secs('Slowest'),
+    fastest: secs('Fastest'),
+    p50: pct('50'),
+    p90: pct('90'),
+    p99: pct('99'),
+    p999: pct('99.9'),
+    errors,
+  };
+  if (r.rps === undefined || r.avg === undefined) throw new Error('no benchmark summary found');
+  return r;
+}
+
+// ------------------------------------------------------------ CPU profile
+
+/** Decodes a source map's `mappings` into per-generated-line sorted segments. */
+function decodeMappings(mappings) {
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const val = new Map([...B64].map((c, i) => [c, i]));
+  const lines = [];
+  let src = 0, oLine = 0, oCol = 0, name = 0;
+  for (const lineStr of mappings.split(';')) {
+    const segs = [];
+    let gCol = 0;
+    if (lineStr) {
+      for (const segStr of lineStr.split(',')) {
+        const fields = [];
+        let shift = 0, acc = 0;
+        for (const ch of segStr) {
+          const d = val.get(ch);
+          acc += (d & 31) << shift;
+          if (d & 32) { shift += 5; continue; }
+          fields.push(acc & 1 ? -(acc >>> 1) : acc >>> 1);
+          shift = 0; acc = 0;
+        }
+        gCol += fields[0];
+        if (fields.length >= 4) {
+          src += fields[1]; oLine += fields[2]; oCol += fields[3];
+          if (fields.length >= 5) name += fields[4];
+          segs.push([gCol, src, oLine]);
+        }
+      }
+    }
+    lines.push(segs);
+  }
+  return lines;
+}
+
+const sourceMaps = new Map();
+/** Maps a 0-based generated (line, column) of a local .js file to { file, line } (1-based) via its .map. */
+function mapLocation(file, line, col) {
+  if (!sourceMaps.has(file)) {
+    let sm = null;
+    try {
+      const raw = JSON.parse(fs.readFileSync(`${file}.map`, 'utf8'));
+      sm = { sources: raw.sources, lines: decodeMappings(raw.mappings) };
+    } catch {
+      sm = null;
+    }
+    sourceMaps.set(file, sm);
+  }
+  const sm = sourceMaps.get(file);
+  if (!sm || !sm.lines[line]) return null;
+  let best = null;
+  for (const seg of sm.lines[line]) {
+    if (seg[0] <= col) best = seg;
+    else break;
+  }
+  best ??= sm.lines[line][0];
+  if (!best) return null;
+  return { file: path.basename(sm.sources[best[1]]), line: best[2] + 1 };
+}
+
+/** Short, machine-independent location: `basename:line`, source-mapped when possible. */
+function describeLocation(cf) {
+  const url = cf.url || '';
+  if (!url) return '(no source url)';
+  if (url.startsWith('node:')) return `${url}:${cf.lineNumber + 1}`;
+  let file = url;
+  if (url.startsWith('file://')) {
+    try { file = require('url').fileURLToPath(url); } catch { /* keep url */ }
+  }
+  const nm = file.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const parts = file.slice(nm + 'node_modules/'.length).split('/');
+    const pkg = parts[0].startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0];
+    return `${path.basename(file)}:${cf.lineNumber + 1} (${pkg})`;
+  }
+  const mapped = file.endsWith('.js') ? mapLocation(file, cf.lineNumber, cf.columnNumber) : null;
+  if (mapped) return `${mapped.file}:${mapped.line}`;
+  return `${path.basename(file)}:${cf.lineNumber + 1}`;
+}
+
+/** Self time per function (aggregated over identical call frames) from a .cpuprofile. */
+function profileTop(file) {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map();
+  let total = 0;
+  const samples = prof.samples || [];
+  const deltas = prof.timeDeltas || [];
+  for (let i = 0; i < samples.length; i++) {
+    // timeDeltas[i] precedes sample i; the time until the next sample is attributed to sample i.
+    const dt = i + 1 < deltas.length ? Math.max(0, deltas[i + 1]) : 0;
+    selfUs.set(samples[i], (selfUs.get(samples[i]) || 0) + dt);
+    total += dt;
+  }
+  const agg = new Map();
+  const special = { '(idle)': 0, '(program)': 0, '(garbage collector)': 0 };
+  for (const [id, us] of selfUs) {
+    const cf = byId.get(id).callFrame;
+    const fn = cf.functionName || '(anonymous)';
+    if (fn in special && !cf.url) { special[fn] += us; continue; }
+    const loc = describeLocation(cf);
+    const key = `${fn}\u0000${loc}`;
+    const e = agg.get(key) || { fn, loc, us: 0 };
+    e.us += us;
+    agg.set(key, e);
+  }
+  const fns = [...agg.values()].sort((a, b) => b.us - a.us);
+  const byFile = new Map();
+  for (const e of fns) {
+    const f = e.loc.replace(/:\d+( \(.*\))?$/, '$1');
+    byFile.set(f, (byFile.get(f) || 0) + e.us);
+  }
+  const files = [...byFile.entries()].map(([f, us]) => ({ f, us })).sort((a, b) => b.us - a.us);
+  const durationUs = (prof.endTime || 0) - (prof.startTime || 0);
+  return { total, durationUs, special, fns, files, samples: samples.length };
+}
+
+const pctOf = (us, total) => (total > 0 ? (100 * us) / total : 0);
+const fmtPct = (x) => `${x.toFixed(1)}%`;
+
+// ------------------------------------------------------------ machine info
+
+function sh(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20000 }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function machineInfo(binDir) {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = (cpuinfo.match(/^model name\s*:\s*(.*)$/m) || [])[1] || os.cpus()[0]?.model || 'unknown';
+  const mhz = (cpuinfo.match(/^cpu MHz\s*:\s*(.*)$/m) || [])[1];
+  const meminfo = fs.readFileSync('/proc/meminfo', 'utf8');
+  const memKb = Number((meminfo.match(/^MemTotal:\s*(\d+)/m) || [])[1] || 0);
+  let osName = os.type();
+  try {
+    osName = (fs.readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)"?$/m) || [])[1] || osName;
+  } catch { /* keep os.type() */ }
+  const etcdVersion = sh(path.join(binDir, 'etcd'), ['--version']);
+  const goLocal = sh('go', ['version']).replace(/^go version /, '');
+  const gitRev = sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
+  const dirty = sh('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no']) !== '';
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+  return {
+    cpu: `${model}${mhz ? ` (${Math.round(Number(mhz))} MHz)` : ''}`,
+    cores: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
+    mem: `${(memKb / 1024 / 1024).toFixed(1)} GiB`,
+    os: `${osName}, Linux ${os.release()} ${os.arch()}`,
+    node: process.version,
+    go: goLocal || 'not installed',
+    etcd: (etcdVersion.match(/etcd Version:\s*(\S+)/) || [])[1] || 'unknown',
+    etcdGo: (etcdVersion.match(/Go Version:\s*(\S+)/) || [])[1] || 'unknown',
+    etcdTs: `${pkg.version}${gitRev ? ` (commit ${gitRev}${dirty ? ' + uncommitted changes' : ''})` : ''}`,
+  };
+}
+
+// ------------------------------------------------------------ rendering
+
+function readTsv(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));
+}
+
+const fmtRps = (x) => (x === undefined ? '—' : Math.round(x).toLocaleString('en-US'));
+function fmtMs(x) {
+  if (x === undefined) return '—';
+  if (x >= 100) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  if (x >= 1) return x.toFixed(2);
+  return x.toFixed(3);
+}
+function fmtRatio(a, b) {
+  if (a === undefined || b === undefined || !(b > 0)) return '—';
+  const r = a / b;
+  return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+}
+
+function render(outFile) {
+  const resultsDir = process.env.BENCH_RESULTS;
+  const binDir = process.env.BENCH_BIN_DIR;
+  if (!resultsDir || !binDir) throw new Error('BENCH_RESULTS and BENCH_BIN_DIR must be set (run bench/run.sh)');
+  const targets = (process.env.BENCH_TARGETS || 'etcd etcd-ts').split(/\s+/).filter(Boolean);
+  const m = machineInfo(binDir);
+
+  // results[config][workload][target] = parsed; commands[config][workload] = command line
+  const results = {};
+  const commands = {};
+  const configs = [];
+  const workloads = [];
+  for (const [target, config, workload, file, command] of readTsv(path.join(resultsDir, 'manifest.tsv'))) {
+    if (!configs.includes(config)) configs.push(config);
+    if (!workloads.includes(workload)) workloads.push(workload);
+    results[config] ??= {};
+    results[config][workload] ??= {};
+    results[config][workload][target] = parseBenchmark(fs.readFileSync(file, 'utf8'));
+    commands[config] ??= {};
+    commands[config][workload] = command;
+  }
+  const servers = Object.fromEntries(
+    readTsv(path.join(resultsDir, 'servers.tsv')).map(([t, start, rss, stop, warns]) => [t, { start, rss, stop, warns }]),
+  );
+  const profileMeta = Object.fromEntries(readTsv(path.join(resultsDir, 'profile.tsv')).map(([k, ...v]) => [k, v.join('\t')]));
+
+  const base = 'etcd';
+  const cand = 'etcd-ts';
+  const haveBoth = targets.includes(base) && targets.includes(cand);
+  const wlTitle = {
+    put: 'put (8-byte sequential keys, 256-byte values)',
+    'range-l': 'range, linearizable (`--consistency=l`), one 8-byte key with a 256-byte value',
+    'range-s': 'range, serializable (`--consistency=s`), one 8-byte key with a 256-byte value',
+    'txn-put': 'txn-put (one put per txn, 8-byte random keys, 256-byte values)',
+  };
+  const cfgTitle = { 'high-concurrency': 'High concurrency', 'single-client': 'Single client (latency)' };
+  const cfgFlags = (c) => {
+    const any = Object.values(commands[c] || {})[0] || '';
+    return (any.match(/--conns=\S+ --clients=\S+/) || [''])[0];
+  };
+
+  const L = [];
+  L.push('# Benchmarks');
+  L.push('');
+  L.push('> **Generated file.** `make bench` (`bench/run.sh` + `bench/report.js`) regenerates this file on every run;');
+  L.push('> edit those scripts, not this file. Numbers come from the run described below and vary between machines and runs.');
+  L.push('');
+  const now = new Date();
+  L.push(`Run on ${now.toISOString().replace(/\.\d+Z$/, 'Z')}; the benchmark runs took ${process.env.BENCH_ELAPSED || '?'} s.`);
+  L.push('');
+  L.push('## Machine');
+  L.push('');
+  L.push('| | |');
+  L.push('|---|---|');
+  L.push(`| CPU | ${m.cpu} |`);
+  L.push(`| Cores (available to this run) | ${m.cores} |`);
+  L.push(`| Memory | ${m.mem} |`);
+  L.push(`| OS | ${m.os} |`);
+  L.push(`| Node.js | ${m.node} |`);
+  L.push(`| Go (toolchain on the machine) | ${m.go} |`);
+  L.push(`| Reference etcd | ${m.etcd} (built with ${m.etcdGo}) |`);
+  L.push(`| etcd-ts | ${m.etcdTs} |`);
+  if (process.env.BENCH_LOADAVG) L.push(`| Load average at start (1/5/15 min) | ${process.env.BENCH_LOADAVG} |`);
+  L.push('');
+  L.push('Client (`benchmark`) and server share the same cores, so the client takes part of the CPU in every run.');
+  L.push('');
+
+  L.push('## Method');
+  L.push('');
+  L.push(`Targets, in this order: ${targets.map((t) => `\`${t}\``).join(', ')}. For each target a fresh single member is`);
+  L.push('started on free 127.0.0.1 ports with a fresh temporary data dir, `/health` is awaited, the range key is written');
+  L.push('with `etcdctl put rangekey <256 bytes>`, the workloads below run in the order shown, then the member is stopped');
+  L.push('(SIGTERM) and its data dir removed. Both targets get exactly the same `benchmark` commands; data from earlier');
+  L.push('workloads stays in the store for later ones.');
+  L.push('');
+  L.push('Members are started as:');
+  L.push('');
+  L.push('```sh');
+  const memberFlags = '--name=bench --data-dir=<tmp> \\\n    --listen-client-urls=http://127.0.0.1:<client-port> --advertise-client-urls=http://127.0.0.1:<client-port> \\\n    --listen-peer-urls=http://127.0.0.1:<peer-port> --initial-advertise-peer-urls=http://127.0.0.1:<peer-port> \\\n    --initial-cluster=bench=http://127.0.0.1:<peer-port>';
+  if (targets.includes('etcd')) L.push(`etcd ${memberFlags}`);
+  if (targets.includes('etcd-ts') || Object.keys(profileMeta).length) L.push(`node dist/src/bin/etcd-ts.js ${memberFlags}`);
+  L.push('```');
+  L.push('');
+  L.push('Workloads (`benchmark` is etcd\'s `tools/benchmark`, built by `test/tools/build.sh`):');
+  L.push('');
+  L.push('```sh');
+  for (const c of configs) {
+    L.push(`# ${cfgTitle[c] || c}`);
+    for (const w of workloads) if (commands[c]?.[w]) L.push(commands[c][w]);
+  }
+  L.push('```');
+  L.push('');
+  if (haveBoth) {
+    L.push('Ratios are etcd-ts / etcd: below 1× throughput means etcd-ts is slower; above 1× latency means etcd-ts is slower.');
+    L.push('Latencies are in milliseconds, as measured by the client.');
+    L.push('');
+  }
+
+  // Summary
+  if (haveBoth) {
+    L.push('## Summary');
+    L.push('');
+    L.push('| Configuration | Workload | etcd req/s | etcd-ts req/s | Throughput etcd-ts/etcd | p99 etcd-ts/etcd |');
+    L.push('|---|---|---:|---:|---:|---:|');
+    for (const c of configs) {
+      for (const w of workloads) {
+        const a = results[c]?.[w]?.[base];
+        const b = results[c]?.[w]?.[cand];
+        L.push(`| ${cfgTitle[c] || c} | ${w} | ${fmtRps(a?.rps)} | ${fmtRps(b?.rps)} | ${fmtRatio(b?.rps, a?.rps)} | ${fmtRatio(b?.p99, a?.p99)} |`);
+      }
+    }
+    L.push('');
+  }
+
+  for (const c of configs) {
+    L.push(`## ${cfgTitle[c] || c} (\`${cfgFlags(c)}\`)`);
+    L.push('');
+    for (const w of workloads) {
+      const row = results[c]?.[w] || {};
+      L.push(`### ${wlTitle[w] || w}`);
+      L.push('');
+      const cols = targets.filter((t) => row[t]);
+      L.push(`| | ${cols.join(' | ')}${haveBoth ? ' | etcd-ts / etcd' : ''} |`);
+      L.push(`|---|${cols.map(() => '---:').join('|')}${haveBoth ? '|---:' : ''}|`);
+      const metrics = [
+        ['Requests/sec', 'rps', fmtRps],
+        ['Average (ms)', 'avg', fmtMs],
+        ['p50 (ms)', 'p50', fmtMs],
+        ['p90 (ms)', 'p90', fmtMs],
+        ['p99 (ms)', 'p99', fmtMs],
+        ['Slowest (ms)', 'slowest', fmtMs],
+      ];
+      for (const [label, key, fmt] of metrics) {
+        const cells = cols.map((t) => fmt(row[t][key]));
+        const ratio = haveBoth ? ` | ${fmtRatio(row[cand]?.[key], row[base]?.[key])}` : '';
+        L.push(`| ${label} | ${cells.join(' | ')}${ratio} |`);
+      }
+      L.push('');
+    }
+  }
+
+  L.push('## Servers');
+  L.push('');
+  L.push('| Target | Start → healthy | Peak RSS | Shutdown | Warn/error log lines |');
+  L.push('|---|---:|---:|---|---:|');
+  for (const t of targets) {
+    const s = servers[t];
+    if (!s) continue;
+    const rss = s.rss ? `${(Number(s.rss) / 1024).toFixed(0)} MiB` : '—';
+    L.push(`| ${t} | ${s.start} s | ${rss} | ${s.stop} | ${s.warns} |`);
+  }
+  L.push('');
+  L.push('Peak RSS is the member\'s VmHWM after all its workloads. Shutdown exit status 143 means the process ended by');
+  L.push('SIGTERM itself, which is how etcd exits after its orderly shutdown. Log lines are counted by level (warn and');
+  L.push('above) plus non-JSON lines mentioning an error or exception; etcd logs a few warnings at startup and error-level');
+  L.push('"use of closed network connection" lines on every shutdown.');
+  L.push('');
+
+  if (Object.keys(profileMeta).length) {
+    L.push('## etcd-ts CPU profile');
+    L.push('');
+    const c0 = configs[0];
+    L.push(`A separate fresh etcd-ts member was started under \`node --cpu-prof --cpu-prof-dir=<tmp>\` and given the ${cfgTitle[c0]?.toLowerCase() || c0}`);
+    L.push('put workload again (same flags as above), then stopped with SIGTERM; V8 writes the profile on exit.');
+    let profRps;
+    try { profRps = parseBenchmark(fs.readFileSync(profileMeta.bench, 'utf8')).rps; } catch { /* absent */ }
+    if (profRps !== undefined) L.push(`Throughput under the profiler: ${fmtRps(profRps)} req/s. Shutdown: ${profileMeta.stop}.`);
+    L.push('');
+    if (profileMeta.profile && fs.existsSync(profileMeta.profile)) {
+      const p = profileTop(profileMeta.profile);
+      const busy = p.total - p.special['(idle)'];
+      L.push(`Profile: ${(p.durationUs / 1e6).toFixed(1)} s wall time (includes startup and shutdown), ${p.samples.toLocaleString('en-US')} samples.`);
+      L.push(`Main thread idle ${fmtPct(pctOf(p.special['(idle)'], p.total))}, garbage collector ${fmtPct(pctOf(p.special['(garbage collector)'], p.total))},`);
+      L.push(`\`(program)\` (V8/native work not attributed to a JS function) ${fmtPct(pctOf(p.special['(program)'], p.total))}.`);
+      L.push('Percentages below are of all samples; locations are source-mapped to the TypeScript source where possible;');
+      L.push('"(no source url)" is native code or code generated at run time (e.g. protobufjs encoders/decoders).');
+      L.push('');
+      L.push('Top functions by self time:');
+      L.push('');
+      L.push('| # | Function | Location | Self % | Self ms |');
+      L.push('|---:|---|---|---:|---:|');
+      p.fns.slice(0, 10).forEach((e, i) => {
+        L.push(`| ${i + 1} | \`${e.fn.replace(/\|/g, '\\|')}\` | ${e.loc.replace(/\|/g, '\\|')} | ${fmtPct(pctOf(e.us, p.total))} | ${(e.us / 1000).toFixed(0)} |`);
+      });
+      L.push('');
+      L.push('Self time by file / package:');
+      L.push('');
+      L.push('| File | Self % |');
+      L.push('|---|---:|');
+      for (const f of p.files.slice(0, 8)) L.push(`| ${f.f.replace(/\|/g, '\\|')} | ${fmtPct(pctOf(f.us, p.total))} |`);
+      L.push(`| (busy total: all non-idle samples) | ${fmtPct(pctOf(busy, p.total))} |`);
+      L.push('');
+    } else {
+      L.push(`**No CPU profile was written** (${profileMeta.stop}). Node writes \`--cpu-prof\` output only when the process`);
+      L.push('exits normally (including `process.exit()` from a signal handler), not when it is killed by a signal.');
+      L.push('');
+    }
+  }
+
+  fs.writeFileSync(outFile, `${L.join('\n').replace(/\n+$/, '')}\n`);
+}
+
+// ------------------------------------------------------------ main
+
+function main(argv) {
+  if (argv[0] === '--profile-top') {
+    const file = argv[1];
+    const n = Number(argv[2] || 10);
+    if (!file) throw new Error('usage: report.js --profile-top FILE.cpuprofile [N]');
+    const p = profileTop(file);
+    console.log(`samples ${p.samples}, idle ${fmtPct(pctOf(p.special['(idle)'], p.total))}, GC ${fmtPct(pctOf(p.special['(garbage collector)'], p.total))}, program ${fmtPct(pctOf(p.special['(program)'], p.total))}`);
+    for (const e of p.fns.slice(0, n)) console.log(`${fmtPct(pctOf(e.us, p.total)).padStart(6)}  ${e.fn}  ${e.loc}`);
+    return;
+  }
+  if (!argv[0]) throw new Error('usage: report.js OUT.md | --profile-top FILE.cpuprofile [N]');
+  render(path.resolve(argv[0]));
+}
+
+try {
+  main(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench/report.js: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+}
