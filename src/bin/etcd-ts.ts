@@ -46,6 +46,12 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
 }
 
 async function main(): Promise<number> {
+  if (process.argv[2] === 'snapshot') {
+    // `etcd-ts snapshot save|restore|status ...`: the etcdutl-style tools for our snapshot files.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { snapshotCommand } = require('./snapshot-command') as { snapshotCommand(argv: string[]): Promise<number> };
+    return snapshotCommand(process.argv.slice(3));
+  }
   let parsed;
   try {
     parsed = parseCommandLine(process.argv.slice(2), process.env);

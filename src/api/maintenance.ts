@@ -1,0 +1,37 @@
+// etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV (Snapshot, Defragment, MoveLeader and Downgrade
+// come with their issues).
+import { ETCD_API_VERSION, STORAGE_VERSION } from '../server';
+import { AlarmRequest } from '../pb';
+import { ApiDeps, ServiceModule } from './service';
+
+const ALARM_NAMES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
+
+export function maintenanceService({ server, dbSize, dbSizeInUse }: ApiDeps): ServiceModule {
+  return {
+    service: 'etcdserverpb.Maintenance',
+    unary: {
+      Status: () => ({
+        header: server.header(),
+        version: ETCD_API_VERSION,
+        dbSize: dbSize(),
+        leader: server.leaderId().toString(),
+        raftIndex: server.lastIndex,
+        raftTerm: server.term,
+        raftAppliedIndex: server.appliedIndex,
+        // etcd lists each raised alarm in protobuf text form
+        errors: server.alarms.list().map((a) => `memberID:${a.memberID} alarm:${ALARM_NAMES[a.alarm] ?? a.alarm} `),
+        dbSizeInUse: dbSizeInUse(),
+        isLearner: false,
+        storageVersion: STORAGE_VERSION,
+        dbSizeQuota: server.quotaBytes(),
+        downgradeInfo: { target_version: '', enabled: false },
+      }),
+      Alarm: (r: AlarmRequest) => server.alarm(r),
+      Hash: async () => ({ header: server.header(), hash: await server.mvcc.hashAll() }),
+      HashKV: async (r: { revision: string }) => {
+        const h = await server.mvcc.hashKV(Number(r.revision));
+        return { header: server.header(), hash: h.hash, compact_revision: h.compactRev, hash_revision: h.hashRev };
+      },
+    },
+  };
+}
