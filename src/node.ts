@@ -1,6 +1,7 @@
 // Wires one etcd-ts member together: storage + server, the client port (gRPC + HTTP), metrics upkeep,
 // and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a Config into NodeOptions.
 import { ClientListener, createGrpcServer, createHttpHandler } from './api';
+import { watchService } from './api/watch';
 import { EtcdServer, ServerOptions, idToHex } from './server';
 import { metrics } from './metrics';
 
@@ -12,6 +13,8 @@ export interface ListenAddress {
 
 export interface NodeOptions extends ServerOptions {
   listenClient: ListenAddress[];
+  /** Interval of progress notifications to watchers that ask for them (etcd: 10 minutes). */
+  watchProgressNotifyIntervalMs: number;
 }
 
 export interface RunningNode {
@@ -27,14 +30,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let sizeCache = { at: 0, total: 0, inUse: 0 };
   const sizes = () => {
     if (Date.now() - sizeCache.at > 1000) {
-      sizeCache = { at: Date.now(), total: server.backend.sizeOnDisk(), inUse: server.backend.liveDataSize() };
+      sizeCache = { at: Date.now(), total: server.dbSize(), inUse: server.backend.liveDataSize() };
     }
     return sizeCache;
   };
-  const grpcServer = createGrpcServer(
-    { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) },
-    options.maxRequestBytes,
-  );
+  const deps = { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) };
+  const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
+    watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes }),
+  ]);
   const listener = new ClientListener(grpcServer, createHttpHandler(server, log));
   const clientPorts: number[] = [];
   try {

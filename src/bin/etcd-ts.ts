@@ -41,6 +41,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     quotaBackendBytes: config.quotaBackendBytes,
     snapshotCatchupEntries: config.snapshotCatchupEntries,
     logger,
+    watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
     listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href })),
   };
 }

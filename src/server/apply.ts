@@ -307,6 +307,16 @@ export function txnHasPut(r: TxnRequest): boolean {
   return has(r.success) || has(r.failure);
 }
 
+/** Bytes of keys and values the txn's puts (any branch) could add: its cost against the space quota. */
+export function txnPutBytes(r: TxnRequest): number {
+  let total = 0;
+  for (const op of [...r.success, ...r.failure]) {
+    if (op.request === 'request_put') total += (op.request_put as PutRequest).key.length + (op.request_put as PutRequest).value.length;
+    else if (op.request === 'request_txn') total += txnPutBytes(op.request_txn as TxnRequest);
+  }
+  return total;
+}
+
 export function applyTxn(txn: WriteTxn, r: TxnRequest, leases: LeaseLookup): TxnResponse {
   const plan: boolean[] = [];
   planTxn(txn, r, leases, plan);

@@ -7,8 +7,9 @@
 // everything above that seam (propose, wait for apply, read index) stays as it is.
 import * as path from 'node:path';
 import { Backend, Prefix, WriteBatch, prefixed, u64be } from '../storage';
-import { MvccStore } from '../mvcc';
+import { MvccEvent, MvccStore, WatchableStore, WriteTxn } from '../mvcc';
 import {
+  AlarmAction,
   AlarmRequest,
   AlarmType,
   CompactionRequest,
@@ -23,7 +24,7 @@ import { EtcdError, Errors, isEtcdError } from '../util/errors';
 import { Logger } from '../util/logger';
 import { messageType, TO_OBJECT } from '../util/proto';
 import { metrics, secondsSince } from '../metrics';
-import { LeaseLookup, applyDeleteRange, applyPut, applyTxn, checkDeleteRange, checkPut, checkRange, checkTxn, doRange, isTxnReadOnly, txnHasPut } from './apply';
+import { LeaseLookup, applyDeleteRange, applyPut, applyTxn, checkDeleteRange, checkPut, checkRange, checkTxn, doRange, isTxnReadOnly, txnHasPut, txnPutBytes } from './apply';
 import { AlarmStore } from './alarms';
 import { Member, computeClusterId, computeMemberId, decodeMember, encodeMember, idToHex } from './members';
 
@@ -90,6 +91,9 @@ export class EtcdServer {
   /** No leases exist yet: every put naming one is refused as etcd refuses an unknown lease. */
   private readonly leases: LeaseLookup = { exists: () => false };
   private compactedLogUpTo = 0;
+  /** Changes applied in the current batch, handed to watchers once the batch is written. */
+  private appliedChanges: { rev: number; events: MvccEvent[] }[] = [];
+  readonly watchable: WatchableStore;
 
   private constructor(
     readonly options: ServerOptions,
@@ -105,6 +109,7 @@ export class EtcdServer {
     this.lastIndex = ids.lastIndex;
     this.compactedLogUpTo = Math.max(0, ids.appliedIndex - options.snapshotCatchupEntries);
     this.log = options.logger;
+    this.watchable = new WatchableStore(mvcc, backend, options.logger);
     // Request ids: member id in the top 16 bits, a counter seeded from the clock below, like etcd's idutil.
     this.nextRequestId = ((ids.memberId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n) % (1n << 48n);
   }
@@ -250,7 +255,31 @@ export class EtcdServer {
 
   async put(r: PutRequest): Promise<unknown> {
     checkPut(r);
+    this.checkQuota(r.key.length + r.value.length);
     return this.propose({ request: 'put', put: r });
+  }
+
+  private sizeCache = { at: 0, bytes: 0 };
+  /** The database's size on disk, re-read at most once a second (it is a directory listing). */
+  dbSize(): number {
+    const now = Date.now();
+    if (now - this.sizeCache.at > 1000) this.sizeCache = { at: now, bytes: this.backend.sizeOnDisk() };
+    return this.sizeCache.bytes;
+  }
+
+  /**
+   * etcd's space quota: a write that would take the database past --quota-backend-bytes is refused with
+   * "database space exceeded" and raises the NOSPACE alarm, which keeps refusing writes that add data
+   * until an operator compacts, defragments and disarms it.
+   */
+  private checkQuota(cost: number): void {
+    if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
+    if (this.dbSize() + cost <= this.quotaBytes()) return;
+    this.log.warn({ 'quota-size-bytes': this.quotaBytes(), 'current-db-size-bytes': this.dbSize(), 'request-cost-bytes': cost }, 'database space exceeded; raising NOSPACE alarm');
+    this.alarm({ action: AlarmAction.ACTIVATE, memberID: this.memberId.toString(), alarm: AlarmType.NOSPACE }).catch((err: unknown) =>
+      this.log.warn({ err }, 'failed to raise the NOSPACE alarm'),
+    );
+    throw Errors.noSpace();
   }
 
   async deleteRange(r: DeleteRangeRequest): Promise<unknown> {
@@ -266,6 +295,7 @@ export class EtcdServer {
       const resp = applyTxn(txn, r, this.leases);
       return { header: this.header(txn.rev), ...resp };
     }
+    if (txnHasPut(r)) this.checkQuota(txnPutBytes(r));
     return this.propose({ request: 'txn', txn: r });
   }
 
@@ -352,6 +382,9 @@ export class EtcdServer {
     this.backend.write(batch, false);
     this.mvcc.flushed();
     metrics.backendCommitDuration.observe(secondsSince(started));
+    const changes = this.appliedChanges;
+    this.appliedChanges = [];
+    for (const c of changes) this.watchable.notify(c.rev, c.events);
     metrics.proposalsApplied.set(this.appliedIndex);
     for (const r of results) {
       const w = this.waiters.get(r.id);
@@ -366,19 +399,25 @@ export class EtcdServer {
     this.maybeCompactLog();
   }
 
+  /** Commits a write txn into the batch and remembers its events for the watchers. */
+  private commitTxn(txn: WriteTxn, batch: WriteBatch): void {
+    txn.commit(batch);
+    if (txn.changed) this.appliedChanges.push({ rev: txn.main, events: txn.events });
+  }
+
   private applyOne(req: InternalRequest, batch: WriteBatch): unknown {
     switch (req.request) {
       case 'put': {
         if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
         const txn = this.mvcc.beginWrite();
         const resp = applyPut(txn, req.put as PutRequest, this.leases);
-        txn.commit(batch);
+        this.commitTxn(txn, batch);
         return { header: this.header(txn.rev), ...resp };
       }
       case 'delete_range': {
         const txn = this.mvcc.beginWrite();
         const resp = applyDeleteRange(txn, req.delete_range as DeleteRangeRequest);
-        txn.commit(batch);
+        this.commitTxn(txn, batch);
         return { header: this.header(txn.rev), ...resp };
       }
       case 'txn': {
@@ -386,7 +425,7 @@ export class EtcdServer {
         if (this.alarms.has(AlarmType.NOSPACE) && txnHasPut(req.txn as TxnRequest)) throw Errors.noSpace();
         metrics.mvccTxn.inc();
         const resp = applyTxn(txn, req.txn as TxnRequest, this.leases);
-        txn.commit(batch);
+        this.commitTxn(txn, batch);
         return { header: this.header(txn.rev), ...resp };
       }
       case 'compaction': {
@@ -428,6 +467,7 @@ export class EtcdServer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.watchable.stop();
     if (this.flushScheduled || this.queue.length > 0) this.flush();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());
     this.waiters.clear();
