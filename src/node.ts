@@ -4,6 +4,7 @@ import { ClientListener, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { EtcdServer, ServerOptions, idToHex } from './server';
 import { metrics } from './metrics';
+import { AutoCompactionConfig, AutoCompactor } from './server/compactor';
 
 export interface ListenAddress {
   host: string;
@@ -15,6 +16,7 @@ export interface NodeOptions extends ServerOptions {
   listenClient: ListenAddress[];
   /** Interval of progress notifications to watchers that ask for them (etcd: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
+  autoCompaction: AutoCompactionConfig;
 }
 
 export interface RunningNode {
@@ -49,6 +51,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     await server.stop();
     throw err;
   }
+  const compactor = new AutoCompactor({
+    config: options.autoCompaction,
+    logger: log,
+    target: {
+      currentRevision: () => server.mvcc.currentRev,
+      // through the log like a client's Compact, so every member compacts at the same revision
+      compact: async (rev) => void (await server.compact({ revision: rev, physical: false })),
+      isLeader: () => server.leaderId() === server.memberId,
+    },
+  });
+  compactor.start();
   const gaugeTimer = setInterval(() => {
     const s = sizes();
     metrics.dbTotalSize.set(s.total);
@@ -68,6 +81,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     stop: () => {
       stopping ??= (async () => {
         clearInterval(gaugeTimer);
+        await compactor.stop();
         await listener.close();
         grpcServer.forceShutdown();
         await server.stop();

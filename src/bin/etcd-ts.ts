@@ -42,6 +42,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     snapshotCatchupEntries: config.snapshotCatchupEntries,
     logger,
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
+    autoCompaction: config.autoCompaction,
     listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href })),
   };
 }
