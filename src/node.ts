@@ -2,6 +2,7 @@
 // and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a Config into NodeOptions.
 import { ClientListener, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
+import { leaseService } from './api/lease';
 import { EtcdServer, ServerOptions, idToHex } from './server';
 import { metrics } from './metrics';
 import { AutoCompactionConfig, AutoCompactor } from './server/compactor';
@@ -38,6 +39,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   };
   const deps = { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) };
   const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
+    leaseService(deps),
     watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes }),
   ]);
   const listener = new ClientListener(grpcServer, createHttpHandler(server, log));

@@ -40,6 +40,8 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     maxRequestBytes: config.maxRequestBytes,
     quotaBackendBytes: config.quotaBackendBytes,
     snapshotCatchupEntries: config.snapshotCatchupEntries,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    electionTimeoutMs: config.electionTimeoutMs,
     logger,
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
     autoCompaction: config.autoCompaction,

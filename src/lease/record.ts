@@ -70,7 +70,8 @@ export function decodeLeaseRecord(buf: Buffer): LeaseRecord {
     } else if (wire === 1 || wire === 5) {
       pos += wire === 1 ? 8 : 4; // an unknown fixed-width field
     } else if (wire === 2) {
-      pos += Number(varint()); // an unknown length-delimited field
+      const length = Number(varint()); // an unknown length-delimited field (read before moving pos)
+      pos += length;
     } else {
       throw new Error(`corrupt stored lease: wire type ${wire}`);
     }

@@ -70,6 +70,8 @@ export class MvccStore {
    * Emptied by `flushed()` right after the batch is written.
    */
   private readonly unflushed = new Map<string, Buffer>();
+  /** key (latin1) -> lease id of every live leased key, as found at startup; the lessor takes it once. */
+  restoredLeaseAttachments: Map<string, string> | undefined;
 
   private constructor(private readonly backend: Backend) {}
 
@@ -83,10 +85,15 @@ export class MvccStore {
     store.compactRev = sched ? readU64(sched, 0) : 0;
     let n = 0;
     const started = Date.now();
+    const leased = new Map<string, string>();
     await backend.scan(Buffer.from([Prefix.kv]), Buffer.from([Prefix.kv + 1]), (key, value) => {
       const { rev, tombstone } = parseRevKey(key);
       const kv = decodeKeyValue(value);
-      store.index.restore(kv.key.toString('latin1'), rev, tombstone);
+      const k = kv.key.toString('latin1');
+      store.index.restore(k, rev, tombstone);
+      // Revisions arrive in order, so the last one seen per key says which lease holds it now.
+      if (tombstone || kv.lease === '0') leased.delete(k);
+      else leased.set(k, kv.lease);
       n++;
       if (log && n % 100000 === 0) log.info({ revisions: n }, 'rebuilding key index');
     });
@@ -98,6 +105,7 @@ export class MvccStore {
         store.compaction = store.deleteCompacted(store.compactRev);
       }
     }
+    store.restoredLeaseAttachments = leased;
     log?.info({ revisions: n, currentRevision: store.currentRev, compactRevision: store.compactRev, tookMs: Date.now() - started }, 'restored mvcc store');
     return store;
   }

@@ -96,12 +96,23 @@ export interface AlarmMember {
 /** What a member writes to its log: one client write. */
 export interface InternalRequest {
   id: string;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm';
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm' | 'lease_grant' | 'lease_revoke';
   put?: PutRequest;
   delete_range?: DeleteRangeRequest;
   txn?: TxnRequest;
   compaction?: CompactionRequest;
   alarm?: AlarmRequest;
+  lease_grant?: LeaseGrantRequest;
+  lease_revoke?: LeaseRevokeRequest;
+}
+
+export interface LeaseGrantRequest {
+  TTL: Int64;
+  ID: Int64;
+}
+
+export interface LeaseRevokeRequest {
+  ID: Int64;
 }
 
 export interface KeyValuePb {

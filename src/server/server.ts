@@ -13,6 +13,8 @@ import {
   AlarmRequest,
   AlarmType,
   CompactionRequest,
+  LeaseGrantRequest,
+  LeaseRevokeRequest,
   DeleteRangeRequest,
   InternalRequest,
   PutRequest,
@@ -26,6 +28,16 @@ import { messageType, TO_OBJECT } from '../util/proto';
 import { metrics, secondsSince } from '../metrics';
 import { LeaseLookup, applyDeleteRange, applyPut, applyTxn, checkDeleteRange, checkPut, checkRange, checkTxn, doRange, isTxnReadOnly, txnHasPut, txnPutBytes } from './apply';
 import { AlarmStore } from './alarms';
+import {
+  EXPIRY_CHECK_INTERVAL_MS,
+  LeaseErrors,
+  Lessor,
+  REVOKE_BATCH_LIMIT,
+  leaseExtendOnPromoteMs,
+  leaseRevokeRetryMs,
+  minLeaseTtlSeconds,
+  monotonicClock,
+} from '../lease';
 import { Member, computeClusterId, computeMemberId, decodeMember, encodeMember, idToHex } from './members';
 
 /** The etcd API version this server speaks (what Status and /version report). */
@@ -51,6 +63,8 @@ export interface ServerOptions {
   quotaBackendBytes: number;
   /** keep this many applied log entries for followers to catch up from */
   snapshotCatchupEntries: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
   logger: Logger;
 }
 
@@ -88,8 +102,8 @@ export class EtcdServer {
   private stopped = false;
   private readonly requestType = messageType('etcdts.InternalRequest');
   private readonly log: Logger;
-  /** No leases exist yet: every put naming one is refused as etcd refuses an unknown lease. */
-  private readonly leases: LeaseLookup = { exists: () => false };
+  private readonly leases: LeaseLookup;
+  private expiryTimer: NodeJS.Timeout | undefined;
   private compactedLogUpTo = 0;
   /** Changes applied in the current batch, handed to watchers once the batch is written. */
   private appliedChanges: { rev: number; events: MvccEvent[] }[] = [];
@@ -100,6 +114,7 @@ export class EtcdServer {
     readonly backend: Backend,
     readonly mvcc: MvccStore,
     readonly alarms: AlarmStore,
+    readonly lessor: Lessor,
     ids: { memberId: bigint; clusterId: bigint; term: number; appliedIndex: number; lastIndex: number },
   ) {
     this.memberId = ids.memberId;
@@ -110,6 +125,7 @@ export class EtcdServer {
     this.compactedLogUpTo = Math.max(0, ids.appliedIndex - options.snapshotCatchupEntries);
     this.log = options.logger;
     this.watchable = new WatchableStore(mvcc, backend, options.logger);
+    this.leases = { exists: (id) => lessor.exists(BigInt(id)) };
     // Request ids: member id in the top 16 bits, a counter seeded from the clock below, like etcd's idutil.
     this.nextRequestId = ((ids.memberId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n) % (1n << 48n);
   }
@@ -184,7 +200,20 @@ export class EtcdServer {
     batch.put(META.term, u64be(term));
     backend.write(batch, true);
 
+    const lessor = await Lessor.load(backend, monotonicClock, {
+      minTtlSeconds: minLeaseTtlSeconds(options.electionTimeoutMs, options.heartbeatIntervalMs),
+      extendMs: leaseExtendOnPromoteMs(options.electionTimeoutMs, options.heartbeatIntervalMs),
+      expiredRetryMs: leaseRevokeRetryMs(options.electionTimeoutMs, options.heartbeatIntervalMs),
+    });
     const mvcc = await MvccStore.open(backend, log);
+    // Which keys each lease holds is not stored apart: it is what the live keys say.
+    let orphaned = 0;
+    for (const [key, lease] of mvcc.restoredLeaseAttachments ?? []) {
+      if (!lessor.attach(BigInt(lease), key)) orphaned++;
+    }
+    mvcc.restoredLeaseAttachments = undefined;
+    if (orphaned > 0) log.warn({ keys: orphaned }, 'keys name leases that no longer exist');
+    log.info({ leases: lessor.size }, 'restored leases');
     const applied = backend.getSync(META.appliedIndex);
     const appliedIndex = applied ? Number(applied.readBigUInt64BE(0)) : 0;
     let lastIndex = appliedIndex;
@@ -201,7 +230,7 @@ export class EtcdServer {
       });
     }
     const alarms = await AlarmStore.load(backend);
-    const server = new EtcdServer(options, backend, mvcc, alarms, { memberId, clusterId, term, appliedIndex, lastIndex });
+    const server = new EtcdServer(options, backend, mvcc, alarms, lessor, { memberId, clusterId, term, appliedIndex, lastIndex });
     for (const m of members) server.members.set(m.id, m);
     if (pending.length > 0) {
       log.info({ entries: pending.length, from: pending[0].index, to: lastIndex }, 'replaying committed log entries not yet applied');
@@ -218,6 +247,7 @@ export class EtcdServer {
     metrics.proposalsCommitted.set(server.lastIndex);
     metrics.proposalsApplied.set(server.appliedIndex);
     log.info({ 'local-member-id': idToHex(memberId), term, 'applied-index': server.appliedIndex }, 'elected leader of a single-member cluster');
+    server.startLeaseExpiry();
     return server;
   }
 
@@ -297,6 +327,41 @@ export class EtcdServer {
     }
     if (txnHasPut(r)) this.checkQuota(txnPutBytes(r));
     return this.propose({ request: 'txn', txn: r });
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Leases
+
+  async leaseGrant(r: LeaseGrantRequest): Promise<unknown> {
+    const ttl = Number(r.TTL);
+    this.lessor.checkTtl(ttl);
+    // The id is chosen before proposing, so every member applies the same one.
+    const id = BigInt(r.ID) !== 0n ? BigInt(r.ID) : this.nextRequestId++ & ((1n << 63n) - 1n);
+    if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
+    return this.propose({ request: 'lease_grant', lease_grant: { ID: id.toString(), TTL: ttl } });
+  }
+
+  async leaseRevoke(r: LeaseRevokeRequest): Promise<unknown> {
+    if (!this.lessor.exists(BigInt(r.ID))) throw LeaseErrors.leaseNotFound();
+    return this.propose({ request: 'lease_revoke', lease_revoke: { ID: String(r.ID) } });
+  }
+
+  /** Proposes revokes for expired leases every half second (etcd's pace: at most 500 per round). */
+  private startLeaseExpiry(): void {
+    this.expiryTimer = setInterval(() => {
+      if (this.stopped) return;
+      for (const id of this.lessor.expired(REVOKE_BATCH_LIMIT)) {
+        this.propose({ request: 'lease_revoke', lease_revoke: { ID: id.toString() } }).then(
+          () => this.log.debug({ 'lease-id': id.toString(16) }, 'revoked expired lease'),
+          (err: unknown) => {
+            if (!(err instanceof Error && err.message === LeaseErrors.leaseNotFound().message)) {
+              this.log.warn({ err, 'lease-id': id.toString(16) }, 'failed to revoke an expired lease');
+            }
+          },
+        );
+      }
+    }, EXPIRY_CHECK_INTERVAL_MS);
+    this.expiryTimer.unref();
   }
 
   /** Alarm requests go through the log, as in etcd (so even a GET advances the raft index). */
@@ -402,7 +467,17 @@ export class EtcdServer {
   /** Commits a write txn into the batch and remembers its events for the watchers. */
   private commitTxn(txn: WriteTxn, batch: WriteBatch): void {
     txn.commit(batch);
-    if (txn.changed) this.appliedChanges.push({ rev: txn.main, events: txn.events });
+    if (!txn.changed) return;
+    this.appliedChanges.push({ rev: txn.main, events: txn.events });
+    // Keep each lease's key set in step with the keys: a put moves a key to its new lease, a delete frees it.
+    for (const ev of txn.events) {
+      const key = ev.kv.key.toString('latin1');
+      const before = ev.prevKv?.lease ?? '0';
+      const after = ev.type === 0 ? ev.kv.lease : '0';
+      if (before === after) continue;
+      if (before !== '0') this.lessor.detach(BigInt(before), key);
+      if (after !== '0') this.lessor.attach(BigInt(after), key);
+    }
   }
 
   private applyOne(req: InternalRequest, batch: WriteBatch): unknown {
@@ -437,6 +512,20 @@ export class EtcdServer {
         );
         return { header: this.header(), done };
       }
+      case 'lease_grant': {
+        const g = req.lease_grant as LeaseGrantRequest;
+        const granted = this.lessor.grant(BigInt(g.ID), Number(g.TTL), batch);
+        return { header: this.header(), ID: granted.id.toString(), TTL: granted.ttl };
+      }
+      case 'lease_revoke': {
+        const id = BigInt((req.lease_revoke as LeaseRevokeRequest).ID);
+        const keys = this.lessor.revoke(id, batch);
+        // Every attached key goes in one write txn: one revision for the whole revoke.
+        const txn = this.mvcc.beginWrite();
+        for (const key of keys) txn.deleteRange(Buffer.from(key, 'latin1'), undefined);
+        this.commitTxn(txn, batch);
+        return { header: this.header(txn.rev) };
+      }
       case 'alarm': {
         const alarms = this.alarms.apply(req.alarm as AlarmRequest, batch);
         return { header: this.header(), alarms };
@@ -468,6 +557,8 @@ export class EtcdServer {
     if (this.stopped) return;
     this.stopped = true;
     this.watchable.stop();
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    this.lessor.close();
     if (this.flushScheduled || this.queue.length > 0) this.flush();
     for (const w of this.waiters.values()) w.reject(Errors.stopped());
     this.waiters.clear();
