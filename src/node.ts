@@ -3,6 +3,8 @@
 import { ClientListener, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
+import { electionService } from './api/election';
+import { lockService } from './api/lock';
 import { EtcdServer, ServerOptions, idToHex } from './server';
 import { metrics } from './metrics';
 import { AutoCompactionConfig, AutoCompactor } from './server/compactor';
@@ -40,6 +42,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const deps = { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) };
   const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
     leaseService(deps),
+    electionService(deps),
+    lockService(deps),
     watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes }),
   ]);
   const listener = new ClientListener(grpcServer, createHttpHandler(server, log));

@@ -1,12 +1,14 @@
-// etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV (Snapshot, Defragment, MoveLeader and Downgrade
+// etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV, Snapshot, Defragment (MoveLeader and Downgrade
 // come with their issues).
+import * as path from 'node:path';
 import { ETCD_API_VERSION, STORAGE_VERSION } from '../server';
 import { AlarmRequest } from '../pb';
+import { SnapshotSink, sendSnapshot, writeSnapshotFile } from '../snapshot';
 import { ApiDeps, ServiceModule } from './service';
 
 const ALARM_NAMES: Record<number, string> = { 0: 'NONE', 1: 'NOSPACE', 2: 'CORRUPT' };
 
-export function maintenanceService({ server, dbSize, dbSizeInUse }: ApiDeps): ServiceModule {
+export function maintenanceService({ server, log, dbSize, dbSizeInUse }: ApiDeps): ServiceModule {
   return {
     service: 'etcdserverpb.Maintenance',
     unary: {
@@ -31,6 +33,35 @@ export function maintenanceService({ server, dbSize, dbSizeInUse }: ApiDeps): Se
       HashKV: async (r: { revision: string }) => {
         const h = await server.mvcc.hashKV(Number(r.revision));
         return { header: server.header(), hash: h.hash, compact_revision: h.compactRev, hash_revision: h.hashRev };
+      },
+      // Rewrites the backend into a fresh database (see Backend.defragment); requests wait meanwhile.
+      // etcd answers with an empty response (no header).
+      Defragment: async () => {
+        log.info({}, 'starting defragment');
+        try {
+          await server.backend.defragment(log);
+        } catch (err) {
+          log.warn({ err: err instanceof Error ? err.message : String(err) }, 'failed to defragment');
+          throw err;
+        }
+        log.info({}, 'finished defragment');
+        return {};
+      },
+    },
+    serverStream: {
+      // A point-in-time snapshot in etcd's framing; the content is etcd-ts's format (src/snapshot).
+      Snapshot: async (_r: unknown, call) => {
+        const file = await writeSnapshotFile(
+          server.backend,
+          path.dirname(path.resolve(server.backend.dir)),
+          { storageVersion: STORAGE_VERSION, etcdVersion: ETCD_API_VERSION, createdAt: new Date().toISOString() },
+          log,
+        );
+        try {
+          await sendSnapshot(file, call as unknown as SnapshotSink, STORAGE_VERSION, log);
+        } finally {
+          await file.dispose();
+        }
       },
     },
   };

@@ -3,7 +3,7 @@
 // codes as etcdutl 3.6; errors are one line on stderr ("Error: ..."), progress goes to stderr as log lines.
 import * as path from 'node:path';
 import { parseInitialCluster, parseUrlList } from '../config/urls';
-import { RestoreError, SnapshotFormatError, SnapshotStatus, humanBytes, restoreSnapshot, snapshotStatus } from '../snapshot';
+import { RestoreError, SnapshotFormatError, checkBootstrap, checkRestoreTarget, SnapshotStatus, humanBytes, restoreSnapshot, snapshotStatus } from '../snapshot';
 import { idToHex } from '../server/members';
 import { createLogger } from '../util/logger';
 
@@ -238,6 +238,9 @@ async function restoreCommand(argv: string[]): Promise<number> {
   const cluster = parseCluster(values.get('initial-cluster') as string);
   const dataDir = (values.get('data-dir') as string) || `${name}.etcd`;
   const file = args[0];
+  const initialAdvertisePeerUrls = peerUrls.value.map((u) => u.href);
+  checkBootstrap({ name, initialCluster: cluster, initialAdvertisePeerUrls });
+  checkRestoreTarget(dataDir);
   const log = createLogger('info', 'stderr');
   log.info({ path: file, 'data-dir': dataDir }, 'restoring snapshot');
   const started = Date.now();
@@ -247,7 +250,7 @@ async function restoreCommand(argv: string[]): Promise<number> {
     name,
     initialCluster: cluster,
     initialClusterToken: values.get('initial-cluster-token') as string,
-    initialAdvertisePeerUrls: peerUrls.value.map((u) => u.href),
+    initialAdvertisePeerUrls,
     skipHashCheck: values.get('skip-hash-check') as boolean,
     revisionBump: bump,
     markCompacted,

@@ -8,6 +8,6 @@ export { inspectSnapshotFile, readSnapshotFile, verifySnapshotHash } from './fil
 export type { ReadSnapshotOptions, SnapshotFileInfo } from './file';
 export { SNAPSHOT_BLOB_SIZE, humanBytes, sendSnapshot, writeSnapshotFile } from './create';
 export type { SnapshotFile, SnapshotLogger, SnapshotSink } from './create';
-export { RestoreError, checkBootstrap, restoreSnapshot } from './restore';
+export { RestoreError, checkBootstrap, checkRestoreTarget, restoreSnapshot } from './restore';
 export type { RestoreOptions, RestoreResult } from './restore';
 export { snapshotStatus } from './status';

@@ -88,6 +88,13 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/** Refuses a data dir that exists and is not an empty folder (etcdutl's rule); true if it exists. */
+export function checkRestoreTarget(dataDir: string): boolean {
+  const exists = fs.existsSync(dataDir);
+  if (exists && !isEmptyDir(dataDir)) throw new RestoreError(`data-dir "${dataDir}" not empty or could not be read`);
+  return exists;
+}
+
 export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResult> {
   checkBootstrap(opts);
   const bump = opts.revisionBump ?? 0;
@@ -95,8 +102,7 @@ export async function restoreSnapshot(opts: RestoreOptions): Promise<RestoreResu
     throw new RestoreError('--mark-compacted required if --revision-bump > 0');
   }
   const dataDir = path.resolve(opts.dataDir);
-  const exists = fs.existsSync(dataDir);
-  if (exists && !isEmptyDir(dataDir)) throw new RestoreError(`data-dir "${opts.dataDir}" not empty or could not be read`);
+  const exists = checkRestoreTarget(opts.dataDir);
   fs.statSync(opts.snapshotPath); // a missing file fails here, before anything is created
 
   // The temporary folder sits where a rename into place cannot cross file systems: inside an existing
