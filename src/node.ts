@@ -32,14 +32,7 @@ export interface RunningNode {
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const log = options.logger;
   const server = await EtcdServer.start(options);
-  let sizeCache = { at: 0, total: 0, inUse: 0 };
-  const sizes = () => {
-    if (Date.now() - sizeCache.at > 1000) {
-      sizeCache = { at: Date.now(), total: server.dbSize(), inUse: server.backend.liveDataSize() };
-    }
-    return sizeCache;
-  };
-  const deps = { server, log, dbSize: () => sizes().total, dbSizeInUse: () => Math.min(sizes().inUse, sizes().total) };
+  const deps = { server, log, dbSize: () => server.dbSizes().total, dbSizeInUse: () => server.dbSizes().inUse };
   const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
     leaseService(deps),
     electionService(deps),
@@ -69,9 +62,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   });
   compactor.start();
   const gaugeTimer = setInterval(() => {
-    const s = sizes();
+    const s = server.dbSizes();
     metrics.dbTotalSize.set(s.total);
-    metrics.dbTotalSizeInUse.set(Math.min(s.inUse, s.total));
+    metrics.dbTotalSizeInUse.set(s.inUse);
     metrics.keysTotal.set(server.mvcc.keysTotal());
   }, 5000);
   gaugeTimer.unref();

@@ -96,7 +96,7 @@ class StreamOut {
 
   write(msg: object): void {
     if (this.call.write(msg) || this.blocked) return;
-    this.blocked = true; process.stderr.write('BLOCKED\n');
+    this.blocked = true;
     this.call.once('drain', () => {
       this.blocked = false;
       this.server.watchable.kick();
@@ -206,7 +206,7 @@ export function electionService({ server, log }: ApiDeps): ServiceModule {
       }
       out.write({ header: server.header(rev), kv });
       await watchUntil(server, scope, kv.key, undefined, rev + 1, (resp) => {
-        if (out.blocked) { process.stderr.write('REFUSE\n'); return REFUSE; }
+        if (out.blocked) return REFUSE;
         for (const ev of resp.events) {
           if (ev.type === EventType.DELETE) return { value: undefined };
           out.write({ header: server.header(resp.revision), kv: ev.kv });
@@ -244,7 +244,8 @@ export function electionService({ server, log }: ApiDeps): ServiceModule {
         try {
           await observe(r, call, scope);
         } catch (err) {
-          if (err instanceof CallCancelledError) return; // the client left
+          // The client left: the stream is gone already; like etcd, the call counts as Canceled.
+          if (err instanceof CallCancelledError) throw err;
           // etcd's observer stops quietly (the stream ends OK) when its watch is compacted away.
           if (err instanceof WatchCompactedError) return;
           throw asRecipeError(err);

@@ -31,11 +31,13 @@ export function recipeError(message: string): EtcdError {
   return new EtcdError(grpc.status.UNKNOWN, message);
 }
 
-/** What a KV error becomes on its way out of a lock/election call. */
-export function asRecipeError(err: unknown): EtcdError {
-  if (err instanceof CallCancelledError) return err;
-  if (err instanceof EtcdError && err.code === grpc.status.UNKNOWN) return err;
-  return recipeError(err instanceof Error ? err.message : String(err));
+/**
+ * What a KV error becomes on its way out of a lock/election call: etcd's message with code UNKNOWN.
+ * Anything that is not an etcd error (a bug) goes on as it is, for the gRPC layer to log.
+ */
+export function asRecipeError(err: unknown): unknown {
+  if (!(err instanceof EtcdError) || err instanceof CallCancelledError || err.code === grpc.status.UNKNOWN) return err;
+  return recipeError(err.message);
 }
 
 /** A watch's start revision was compacted away (etcd's clients end the recipe with this error). */

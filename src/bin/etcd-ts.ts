@@ -41,6 +41,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     quotaBackendBytes: config.quotaBackendBytes,
     snapshotCatchupEntries: config.snapshotCatchupEntries,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
+    walDir: config.walDir || undefined,
     electionTimeoutMs: config.electionTimeoutMs,
     logger,
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,

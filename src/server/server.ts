@@ -65,6 +65,8 @@ export interface ServerOptions {
   snapshotCatchupEntries: number;
   heartbeatIntervalMs: number;
   electionTimeoutMs: number;
+  /** Where the log lives (etcd's --wal-dir); default <data-dir>/member/wal. */
+  walDir?: string;
   logger: Logger;
 }
 
@@ -73,6 +75,7 @@ const META = {
   memberId: prefixed(Prefix.meta, 'member/id'),
   term: prefixed(Prefix.meta, 'raft/term'),
   appliedIndex: prefixed(Prefix.meta, 'raft/appliedIndex'),
+  logCompactedTo: prefixed(Prefix.meta, 'raft/logCompactedTo'),
   memberPrefix: 'members/',
 };
 
@@ -112,6 +115,8 @@ export class EtcdServer {
   private constructor(
     readonly options: ServerOptions,
     readonly backend: Backend,
+    /** the log (etcd's WAL) */
+    readonly wal: Backend,
     readonly mvcc: MvccStore,
     readonly alarms: AlarmStore,
     readonly lessor: Lessor,
@@ -130,21 +135,27 @@ export class EtcdServer {
     this.nextRequestId = ((ids.memberId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n) % (1n << 48n);
   }
 
+  /**
+   * Opens the member's two RocksDB instances: the state (MVCC, leases, membership, applied index) and the
+   * log (etcd's WAL). They are apart so that the state's size — what Status.dbSize, the space quota and
+   * defragment speak of — is the data's, not the data's plus the log's, as with etcd's bbolt file and WAL.
+   */
   static async start(options: ServerOptions): Promise<EtcdServer> {
-    const log = options.logger;
     const dbDir = path.join(options.dataDir, 'member', 'rocksdb');
+    const walDir = options.walDir || path.join(options.dataDir, 'member', 'wal');
     const backend = await Backend.open(dbDir);
+    let wal: Backend | undefined;
     try {
-      return await EtcdServer.boot(options, backend);
+      wal = await Backend.open(walDir);
+      return await EtcdServer.boot(options, backend, wal);
     } catch (err) {
+      await wal?.close();
       await backend.close();
       throw err;
-    } finally {
-      log.debug({ dir: dbDir }, 'opened backend');
     }
   }
 
-  private static async boot(options: ServerOptions, backend: Backend): Promise<EtcdServer> {
+  private static async boot(options: ServerOptions, backend: Backend, wal: Backend): Promise<EtcdServer> {
     const log = options.logger;
     const storedMember = backend.getSync(META.memberId);
     let memberId: bigint;
@@ -218,19 +229,19 @@ export class EtcdServer {
     const appliedIndex = applied ? Number(applied.readBigUInt64BE(0)) : 0;
     let lastIndex = appliedIndex;
     const pending: { index: number; data: Buffer }[] = [];
-    await backend.scan(logKey(appliedIndex + 1), prefixed(Prefix.log + 1, Buffer.alloc(0)), (k, v) => {
+    await wal.scan(logKey(appliedIndex + 1), prefixed(Prefix.log + 1, Buffer.alloc(0)), (k, v) => {
       const index = Number(k.readBigUInt64BE(1));
       pending.push({ index, data: v.subarray(8) });
       lastIndex = index;
     });
     if (lastIndex === 0) {
       // the log's own bookkeeping: find the newest entry even if all of it is applied
-      await backend.scan(logKey(0), prefixed(Prefix.log + 1, Buffer.alloc(0)), (k) => {
+      await wal.scan(logKey(0), prefixed(Prefix.log + 1, Buffer.alloc(0)), (k) => {
         lastIndex = Math.max(lastIndex, Number(k.readBigUInt64BE(1)));
       });
     }
     const alarms = await AlarmStore.load(backend);
-    const server = new EtcdServer(options, backend, mvcc, alarms, lessor, { memberId, clusterId, term, appliedIndex, lastIndex });
+    const server = new EtcdServer(options, backend, wal, mvcc, alarms, lessor, { memberId, clusterId, term, appliedIndex, lastIndex });
     for (const m of members) server.members.set(m.id, m);
     if (pending.length > 0) {
       log.info({ entries: pending.length, from: pending[0].index, to: lastIndex }, 'replaying committed log entries not yet applied');
@@ -289,12 +300,23 @@ export class EtcdServer {
     return this.propose({ request: 'put', put: r });
   }
 
-  private sizeCache = { at: 0, bytes: 0 };
-  /** The database's size on disk, re-read at most once a second (it is a directory listing). */
-  dbSize(): number {
+  private sizeCache = { at: 0, generation: -1, total: 0, inUse: 0 };
+  /**
+   * The state database's size on disk and RocksDB's estimate of its live bytes, re-read at most once a
+   * second (a directory listing) and at once after a defragment swapped the database.
+   */
+  dbSizes(): { total: number; inUse: number } {
     const now = Date.now();
-    if (now - this.sizeCache.at > 1000) this.sizeCache = { at: now, bytes: this.backend.sizeOnDisk() };
-    return this.sizeCache.bytes;
+    const c = this.sizeCache;
+    if (now - c.at > 1000 || c.generation !== this.backend.generation) {
+      const total = this.backend.sizeOnDisk();
+      this.sizeCache = { at: now, generation: this.backend.generation, total, inUse: Math.min(total, this.backend.liveDataSize()) };
+    }
+    return this.sizeCache;
+  }
+
+  dbSize(): number {
+    return this.dbSizes().total;
   }
 
   /**
@@ -412,7 +434,7 @@ export class EtcdServer {
     }
     const started = process.hrtime.bigint();
     try {
-      this.backend.write(batch, true);
+      this.wal.write(batch, true);
     } catch (err) {
       this.fatal(err, 'failed to persist log entries');
       return;
@@ -542,9 +564,12 @@ export class EtcdServer {
     if (upTo - this.compactedLogUpTo < Math.max(1000, keep / 5)) return;
     const from = this.compactedLogUpTo + 1;
     this.compactedLogUpTo = upTo;
-    // State of these entries was written before this delete, and RocksDB replays its write-ahead log in
-    // order, so a crash can never keep the delete and lose the state.
-    this.backend.deleteRange(logKey(from), logKey(upTo + 1)).catch((err) => this.fatal(err, 'failed to compact the log'));
+    // The state these entries produced was written without fsync; make it durable before the entries
+    // that could rebuild it go (a sync write flushes every earlier write of that RocksDB).
+    const mark = new WriteBatch();
+    mark.put(META.logCompactedTo, u64be(upTo));
+    this.backend.write(mark, true);
+    this.wal.deleteRange(logKey(from), logKey(upTo + 1)).catch((err) => this.fatal(err, 'failed to compact the log'));
   }
 
   private fatal(err: unknown, msg: string): never {
@@ -563,6 +588,7 @@ export class EtcdServer {
     for (const w of this.waiters.values()) w.reject(Errors.stopped());
     this.waiters.clear();
     await this.mvcc.compactionsDone().catch(() => undefined);
+    await this.wal.close();
     await this.backend.close();
   }
 }
