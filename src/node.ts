@@ -1,6 +1,6 @@
 // Wires one etcd-ts member together: storage + server, the client port (gRPC + HTTP), metrics upkeep,
 // and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a Config into NodeOptions.
-import { ClientListener, createGrpcServer, createHttpHandler } from './api';
+import { ClientListener, GRPC_OVERHEAD_BYTES, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
 import { electionService } from './api/election';
@@ -37,7 +37,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     leaseService(deps),
     electionService(deps),
     lockService(deps),
-    watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes }),
+    // etcd cuts watch fragments at the request limit plus the gRPC envelope allowance
+    watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes + GRPC_OVERHEAD_BYTES }),
   ]);
   const listener = new ClientListener(grpcServer, createHttpHandler(server, log));
   const clientPorts: number[] = [];

@@ -155,9 +155,9 @@ class WatchStream implements WatchSink {
       events: resp.events.map((ev) => toPbEvent(ev, entry?.prevKv ?? false)),
     };
     if (resp.compactRevision !== undefined) {
+      // The id stays registered (as in etcd): a later cancel is answered, a reuse is a duplicate.
       wr.compact_revision = resp.compactRevision;
       wr.canceled = true;
-      this.watchers.delete(resp.watchId);
     }
     if (entry && resp.events.length > 0) entry.progressDue = false; // an event is progress enough until the next tick
     const ok = entry?.fragment && resp.events.length > 1 ? this.sendFragments(wr) : this.write(wr);

@@ -42,11 +42,13 @@ export class Watcher {
     readonly key: string,
     /** undefined: one key; null: every key >= key */
     readonly end: string | null | undefined,
+    /** As asked (0: from now on); progress notices wait until the store reaches it. */
     readonly startRev: number,
     readonly opts: WatchOptions,
     readonly sink: WatchSink,
+    minRev: number,
   ) {
-    this.minRev = startRev;
+    this.minRev = minRev;
   }
 
   matches(key: string): boolean {
@@ -69,8 +71,10 @@ export class Watcher {
   }
 }
 
-/** At most this many revisions are read back per catch-up round, so one round stays short. */
+/** At most this many distinct revisions go to one watcher per catch-up response (etcd's batch). */
 const MAX_REVS_PER_SYNC = 1000;
+/** At most this many store revisions are read back per catch-up round, so memory per round stays bounded. */
+const MAX_REVS_PER_READ = 100_000;
 /** At most this many unsynced watchers are served per catch-up round. */
 const MAX_WATCHERS_PER_SYNC = 512;
 const SYNC_INTERVAL_MS = 100;
@@ -108,7 +112,7 @@ export class WatchableStore {
    */
   watch(id: number, key: Buffer, end: Buffer | undefined, startRev: number, opts: WatchOptions, sink: WatchSink): Watcher {
     const current = this.store.currentRev;
-    const w = new Watcher(id, key.toString('latin1'), rangeEnd(end), startRev > 0 ? startRev : current + 1, opts, sink);
+    const w = new Watcher(id, key.toString('latin1'), rangeEnd(end), Math.max(0, startRev), opts, sink, startRev > 0 ? startRev : current + 1);
     if (w.minRev > current) this.addSynced(w);
     else {
       this.unsynced.add(w);
@@ -194,9 +198,9 @@ export class WatchableStore {
     for (const w of watchers) {
       if (!this.synced.has(w) || rev < w.startRev) return false;
     }
-    const target = sink ?? watchers[0]?.sink;
-    if (!target) return true;
-    target.send({ watchId: responseId, events: [], revision: rev });
+    // One notice, on behalf of all of them (the client fans it out); none for a stream without watchers.
+    if (watchers.length === 0) return true;
+    (sink ?? watchers[0].sink).send({ watchId: responseId, events: [], revision: rev });
     return true;
   }
 
@@ -238,18 +242,27 @@ export class WatchableStore {
     }
   }
 
-  /** Reads history for (up to 512) unsynced watchers from their lowest needed revision, in one scan. */
+  /**
+   * Reads history for (up to 512) unsynced watchers from their lowest needed revision, in one scan, and
+   * gives each watcher up to 1000 revisions' worth of its events per round (etcd's batching); the header
+   * revision of catch-up responses is the store's revision when the round started.
+   */
   private async syncUnsynced(): Promise<void> {
     if (this.unsynced.size === 0) return;
     const current = this.store.currentRev;
     const compactRev = this.store.compactRev;
     const chosen: Watcher[] = [];
     for (const w of this.unsynced) {
-      if (w.minRev <= compactRev) {
-        // History it needs is gone: cancel with the compact revision (etcd's behaviour).
+      if (w.minRev < compactRev) {
+        // History it needs is gone: cancel with the compact revision (etcd's behaviour). The notice
+        // must not be lost to a full stream: if refused, it waits as the victim's pending response.
         this.unsynced.delete(w);
         w.canceled = true;
-        w.sink.send({ watchId: w.id, events: [], revision: current, compactRevision: compactRev });
+        const resp: WatchResponseOut = { watchId: w.id, events: [], revision: 0, compactRevision: compactRev };
+        if (!w.sink.send(resp)) {
+          w.pending = resp;
+          this.victims.add(w);
+        }
         continue;
       }
       if (w.minRev > current) {
@@ -262,17 +275,30 @@ export class WatchableStore {
     }
     if (chosen.length === 0) return;
     const from = Math.min(...chosen.map((w) => w.minRev));
-    const to = Math.min(current, from + MAX_REVS_PER_SYNC - 1);
+    const to = Math.min(current, from + MAX_REVS_PER_READ - 1);
     const events = await this.readEvents(from, to, chosen.some((w) => w.opts.prevKv));
+    const header = to === current ? current : to;
     for (const w of chosen) {
-      if (w.canceled || !this.unsynced.has(w)) continue;
-      const evs = w.filter(events);
-      const done = to >= this.store.currentRev;
-      if (evs.length > 0 || done) {
-        if (evs.length > 0) {
-          if (!this.deliver(w, { watchId: w.id, events: evs, revision: to }, to + 1)) continue;
-        } else w.minRev = to + 1;
-      } else w.minRev = to + 1;
+      if (w.canceled || !this.unsynced.has(w) || w.minRev > to) continue;
+      let evs = w.filter(events);
+      let next = to + 1;
+      // At most MAX_REVS_PER_SYNC distinct revisions per response; the rest next round.
+      let revs = 0;
+      let last = -1;
+      for (let i = 0; i < evs.length; i++) {
+        const rev = evs[i].kv.mod_revision;
+        if (rev !== last) {
+          if (++revs > MAX_REVS_PER_SYNC) {
+            next = rev;
+            evs = evs.slice(0, i);
+            break;
+          }
+          last = rev;
+        }
+      }
+      if (evs.length > 0) {
+        if (!this.deliver(w, { watchId: w.id, events: evs, revision: header }, next)) continue;
+      } else w.minRev = next;
       // Joining the live stream must happen in the same tick as the check that nothing newer exists.
       if (w.minRev > this.store.currentRev) {
         this.unsynced.delete(w);
