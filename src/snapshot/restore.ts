@@ -7,7 +7,7 @@
 // empty and its applied index is set to where that empty log starts, so the first boot replays nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Backend, WriteBatch, u64be } from '../storage';
+import { Backend, WriteBatch, fsyncDir, u64be } from '../storage';
 import { computeClusterId, computeMemberId, encodeMember, idToHex, Member } from '../server/members';
 import { META_KEYS, SnapshotAnalyzer, isMemberIdentityKey } from './content';
 import { readSnapshotFile } from './file';
@@ -76,15 +76,6 @@ function isEmptyDir(dir: string): boolean {
     return fs.statSync(dir).isDirectory() && fs.readdirSync(dir).length === 0;
   } catch {
     return false;
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }
 

@@ -118,7 +118,8 @@ export function locateDb(dir: string): DbLocation {
   return { parent, base, current, generation };
 }
 
-function fsyncDir(dir: string): void {
+/** fsyncs a directory, so a rename or a new file in it is durable. */
+export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(fd);

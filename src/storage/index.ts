@@ -1,2 +1,2 @@
-export { Backend, WriteBatch, Prefix, prefixed, u64be } from './backend';
+export { Backend, WriteBatch, Prefix, fsyncDir, prefixed, u64be } from './backend';
 export type { BatchOp } from './backend';

@@ -4,27 +4,16 @@
 //
 // Scenarios marked "same as etcd" run against a reference etcd too; their transcripts must match once
 // cluster/member ids, lease ids and the starting revision are replaced by labels.
-import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
 import { Etcd3, EtcdLockFailedError } from 'etcd3';
 import { apiPackageDefinition } from '../../src/util/proto';
-import { NodeHandle, removeDir, startNode, tmpDataDir, toolPath } from '../helpers';
+import { NodeHandle, removeDir, startNode, tmpDataDir } from '../helpers';
 import { RAW_CHANNEL_OPTIONS } from '../helpers/compare';
+import { Ctl, sleep, stopAllCtls, until } from '../helpers/ctl';
 
 jest.setTimeout(90_000);
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Polls pred (bounded): resolves once it holds, fails with `what` after timeoutMs. */
-async function until(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Raw gRPC clients for the Lock service and the KV/Lease calls around it
@@ -92,65 +81,7 @@ class Rpc {
   }
 }
 
-// ---------------------------------------------------------------------------
-// etcdctl processes that can be SIGKILLed (coreutils `timeout` bounds their life even if jest dies)
-
-const liveCtls = new Set<Ctl>();
-
-class Ctl {
-  private readonly child: ChildProcess;
-  private out = '';
-  private err = '';
-  readonly exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
-  done = false;
-
-  constructor(endpoint: string, args: string[], lifetimeS = 60) {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('ETCDCTL_')) env[k] = v;
-    this.child = spawn('timeout', ['-k', '2', `${lifetimeS}s`, toolPath('etcdctl'), `--endpoints=${endpoint}`, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    this.child.stdout?.on('data', (d: Buffer) => (this.out += d.toString()));
-    this.child.stderr?.on('data', (d: Buffer) => (this.err += d.toString()));
-    liveCtls.add(this);
-    this.exited = new Promise((resolve) => {
-      this.child.once('close', (code) => {
-        this.done = true;
-        liveCtls.delete(this);
-        resolve({ code, stdout: this.out, stderr: this.err });
-      });
-    });
-  }
-
-  get stdout(): string {
-    return this.out;
-  }
-
-  async waitOutput(pred: (stdout: string) => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    await until(() => pred(this.out) || this.done, what, timeoutMs);
-    if (!pred(this.out)) throw new Error(`etcdctl exited before ${what}:\n${this.out}\n${this.err}`);
-  }
-
-  /** SIGTERM, which `timeout` passes on: etcdctl unlocks / resigns and exits. */
-  term(): void {
-    if (!this.done) this.child.kill('SIGTERM');
-  }
-
-  /** SIGKILL to etcdctl itself (the child of `timeout`): it dies without unlocking. */
-  async kill9(): Promise<void> {
-    const pid = this.child.pid as number;
-    let etcdctlPid = 0;
-    await until(() => {
-      const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-      etcdctlPid = Number(children.split(/\s+/)[0] || 0);
-      return etcdctlPid > 0;
-    }, 'the etcdctl process under timeout');
-    process.kill(etcdctlPid, 'SIGKILL');
-  }
-}
-
-afterEach(async () => {
-  for (const c of [...liveCtls]) c.term();
-  await Promise.all([...liveCtls].map((c) => c.exited));
-});
+afterEach(stopAllCtls);
 
 // ---------------------------------------------------------------------------
 // Transcripts compared with the reference
