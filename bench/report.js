@@ -6,7 +6,7 @@
 //   node bench/report.js --profile-top FILE.cpuprofile [N]
 //
 // Inputs (environment, set by run.sh):
-//   BENCH_RESULTS   dir with manifest.tsv, servers.tsv, profile.tsv and the benchmark outputs
+//   BENCH_RESULTS   dir with manifest.tsv, servers.tsv, profiles.tsv and the benchmark outputs
 //   BENCH_BIN_DIR   reference tools dir (for `etcd --version`)
 //   BENCH_TARGETS   targets in run order
 //   BENCH_ELAPSED   seconds the runs took
@@ -22,8 +22,8 @@ const ROOT = path.resolve(__dirname, '..');
 
 // ------------------------------------------------------------ benchmark output
 
-/** Parses the summary `benchmark` prints; latencies in milliseconds. */
-function parseBenchmark(text) {
+/** Parses one summary `benchmark` prints; latencies in milliseconds. */
+function parseSummary(text) {
   const num = (re) => {
     const m = text.match(re);
     return m ? Number(m[1]) : undefined;
@@ -58,6 +58,31 @@ function parseBenchmark(text) {
   };
   if (r.rps === undefined || r.avg === undefined) throw new Error('no benchmark summary found');
   return r;
+}
+
+/**
+ * Parses a `benchmark` output into its summaries, keyed by heading. Most subcommands print
+ * one unnamed summary (key ''); watch prints "Watch creation summary:" and "Watch events
+ * received summary:", watch-latency "Put summary:" and "Watch events summary:" (key = the
+ * heading without " summary:").
+ */
+function parseBenchmark(text, file = 'benchmark output') {
+  const heading = /^(\S.*) summary:[ \t]*$/gm;
+  const marks = [...text.matchAll(heading)];
+  const out = {};
+  try {
+    if (marks.length === 0) {
+      out[''] = parseSummary(text);
+    } else {
+      marks.forEach((m, i) => {
+        const end = i + 1 < marks.length ? marks[i + 1].index : text.length;
+        out[m[1]] = parseSummary(text.slice(m.index + m[0].length, end));
+      });
+    }
+  } catch (err) {
+    throw new Error(`${file}: ${err.message}`);
+  }
+  return out;
 }
 
 // ------------------------------------------------------------ CPU profile
@@ -154,6 +179,24 @@ function profileTop(file) {
     selfUs.set(samples[i], (selfUs.get(samples[i]) || 0) + dt);
     total += dt;
   }
+  // The nearest caller in etcd-ts's own code (a local file outside node_modules), so that time in
+  // Node internals, native code and dependencies is traced back to the code that asked for it.
+  const parent = new Map();
+  for (const n of prof.nodes) for (const c of n.children || []) parent.set(c, n.id);
+  const isOwn = (cf) => {
+    const url = cf.url || '';
+    return (url.startsWith('file://') || url.startsWith('/')) && !url.includes('/node_modules/');
+  };
+  const ownCaller = new Map();
+  const callerOf = (id) => {
+    if (ownCaller.has(id)) return ownCaller.get(id);
+    let p = parent.get(id);
+    while (p !== undefined && !isOwn(byId.get(p).callFrame)) p = parent.get(p);
+    const cf = p === undefined ? undefined : byId.get(p).callFrame;
+    const c = cf ? `${cf.functionName || '(anonymous)'} (${describeLocation(cf)})` : undefined;
+    ownCaller.set(id, c);
+    return c;
+  };
   const agg = new Map();
   const special = { '(idle)': 0, '(program)': 0, '(garbage collector)': 0 };
   for (const [id, us] of selfUs) {
@@ -162,11 +205,18 @@ function profileTop(file) {
     if (fn in special && !cf.url) { special[fn] += us; continue; }
     const loc = describeLocation(cf);
     const key = `${fn}\u0000${loc}`;
-    const e = agg.get(key) || { fn, loc, us: 0 };
+    const e = agg.get(key) || { fn, loc, us: 0, callers: new Map() };
     e.us += us;
+    const c = callerOf(id) || '(none)';
+    e.callers.set(c, (e.callers.get(c) || 0) + us);
     agg.set(key, e);
   }
   const fns = [...agg.values()].sort((a, b) => b.us - a.us);
+  for (const e of fns) {
+    const [caller, us] = [...e.callers.entries()].sort((a, b) => b[1] - a[1])[0];
+    e.caller = caller;
+    e.callerShare = e.us > 0 ? us / e.us : 0;
+  }
   const byFile = new Map();
   for (const e of fns) {
     const f = e.loc.replace(/:\d+( \(.*\))?$/, '$1');
@@ -256,29 +306,69 @@ function render(outFile) {
     if (!workloads.includes(workload)) workloads.push(workload);
     results[config] ??= {};
     results[config][workload] ??= {};
-    results[config][workload][target] = parseBenchmark(fs.readFileSync(file, 'utf8'));
+    results[config][workload][target] = parseBenchmark(fs.readFileSync(file, 'utf8'), path.basename(file));
     commands[config] ??= {};
     commands[config][workload] = command;
   }
   const servers = Object.fromEntries(
     readTsv(path.join(resultsDir, 'servers.tsv')).map(([t, start, rss, stop, warns]) => [t, { start, rss, stop, warns }]),
   );
-  const profileMeta = Object.fromEntries(readTsv(path.join(resultsDir, 'profile.tsv')).map(([k, ...v]) => [k, v.join('\t')]));
+  // profiles[name] = { stop, bench, command, profile }, in run order
+  const profiles = {};
+  for (const [name, k, ...v] of readTsv(path.join(resultsDir, 'profiles.tsv'))) {
+    profiles[name] ??= {};
+    profiles[name][k] = v.join('\t');
+  }
 
   const base = 'etcd';
   const cand = 'etcd-ts';
   const haveBoth = targets.includes(base) && targets.includes(cand);
-  const wlTitle = {
-    put: 'put (8-byte sequential keys, 256-byte values)',
-    'range-l': 'range, linearizable (`--consistency=l`), one 8-byte key with a 256-byte value',
-    'range-s': 'range, serializable (`--consistency=s`), one 8-byte key with a 256-byte value',
-    'txn-put': 'txn-put (one put per txn, 8-byte random keys, 256-byte values)',
+  // Per workload: a title and the summaries its output holds. A summary: key (its heading in the
+  // output without " summary:"; '' = the single unnamed summary), label, rate unit, whether its
+  // latencies mean something, whether to show its Total, and whether its rate is set by a rate limit.
+  const REQ = [{ key: '', label: '', unit: 'req/s', latency: true }];
+  const wlSpec = {
+    put: { title: 'put (8-byte sequential keys, 256-byte values)', sums: REQ },
+    'range-l': { title: 'range, linearizable (`--consistency=l`), one 8-byte key with a 256-byte value', sums: REQ },
+    'range-s': { title: 'range, serializable (`--consistency=s`), one 8-byte key with a 256-byte value', sums: REQ },
+    'txn-put': { title: 'txn-put (one put per txn, 8-byte random keys, 256-byte values)', sums: REQ },
+    'lease-keepalive': {
+      title: 'lease-keepalive (each request one `KeepAliveOnce`: a new LeaseKeepAlive stream, one request, one response)',
+      sums: REQ,
+    },
+    watch: {
+      title: 'watch',
+      sums: [
+        { key: 'Watch creation', label: 'watch creation', unit: 'watches/s', latency: true },
+        { key: 'Watch events received', label: 'events delivered', unit: 'events/s', latency: false, total: true },
+      ],
+    },
+    'watch-latency': {
+      title: 'watch-latency',
+      sums: [
+        { key: 'Put', label: 'puts', unit: 'puts/s', latency: true, limited: true },
+        { key: 'Watch events', label: 'events', heading: 'events (put → event latency)', unit: 'events/s', latency: true, limited: true },
+      ],
+    },
   };
-  const cfgTitle = { 'high-concurrency': 'High concurrency', 'single-client': 'Single client (latency)' };
+  const specOf = (w) => wlSpec[w] || { title: w, sums: REQ };
+  const sumName = (w, sum) => (sum.label ? `${w}: ${sum.label}` : w);
+  const cfgTitle = {
+    'high-concurrency': 'High concurrency',
+    'single-client': 'Single client (latency)',
+    watch: 'Watch',
+  };
   const cfgFlags = (c) => {
     const any = Object.values(commands[c] || {})[0] || '';
     return (any.match(/--conns=\S+ --clients=\S+/) || [''])[0];
   };
+  // Value of --name=value in a command line (undefined when absent; true for a bare flag).
+  const flagOf = (cmd, name) => {
+    const m = (cmd || '').match(new RegExp(`(?:^|\\s)--${name}(?:=(\\S+))?(?=\\s|$)`));
+    if (!m) return undefined;
+    return m[1] === undefined ? true : Number.isNaN(Number(m[1])) ? m[1] : Number(m[1]);
+  };
+  const n0 = (x) => (typeof x === 'number' ? x.toLocaleString('en-US') : '?');
 
   const L = [];
   L.push('# Benchmarks');
@@ -319,7 +409,7 @@ function render(outFile) {
   L.push('```sh');
   const memberFlags = '--name=bench --data-dir=<tmp> \\\n    --listen-client-urls=http://127.0.0.1:<client-port> --advertise-client-urls=http://127.0.0.1:<client-port> \\\n    --listen-peer-urls=http://127.0.0.1:<peer-port> --initial-advertise-peer-urls=http://127.0.0.1:<peer-port> \\\n    --initial-cluster=bench=http://127.0.0.1:<peer-port>';
   if (targets.includes('etcd')) L.push(`etcd ${memberFlags}`);
-  if (targets.includes('etcd-ts') || Object.keys(profileMeta).length) L.push(`node dist/src/bin/etcd-ts.js ${memberFlags}`);
+  if (targets.includes('etcd-ts') || Object.keys(profiles).length) L.push(`node dist/src/bin/etcd-ts.js ${memberFlags}`);
   L.push('```');
   L.push('');
   L.push('Workloads (`benchmark` is etcd\'s `tools/benchmark`, built by `test/tools/build.sh`):');
@@ -341,42 +431,108 @@ function render(outFile) {
   if (haveBoth) {
     L.push('## Summary');
     L.push('');
-    L.push('| Configuration | Workload | etcd req/s | etcd-ts req/s | Throughput etcd-ts/etcd | p99 etcd-ts/etcd |');
+    L.push('Rates are requests per second, except where the workload names another unit (watches created, events');
+    L.push('delivered to watchers, puts). The watch-latency rates are set by its `--put-rate`, so only its latency compares.');
+    L.push('');
+    L.push('| Configuration | Workload | etcd rate | etcd-ts rate | Rate etcd-ts/etcd | p99 etcd-ts/etcd |');
     L.push('|---|---|---:|---:|---:|---:|');
     for (const c of configs) {
       for (const w of workloads) {
-        const a = results[c]?.[w]?.[base];
-        const b = results[c]?.[w]?.[cand];
-        L.push(`| ${cfgTitle[c] || c} | ${w} | ${fmtRps(a?.rps)} | ${fmtRps(b?.rps)} | ${fmtRatio(b?.rps, a?.rps)} | ${fmtRatio(b?.p99, a?.p99)} |`);
+        if (!results[c]?.[w]) continue;
+        for (const sum of specOf(w).sums) {
+          const a = results[c][w][base]?.[sum.key];
+          const b = results[c][w][cand]?.[sum.key];
+          const rate = sum.limited ? 'rate-limited' : fmtRatio(b?.rps, a?.rps);
+          const p99 = sum.latency ? fmtRatio(b?.p99, a?.p99) : 'n/a';
+          L.push(`| ${cfgTitle[c] || c} | ${sumName(w, sum)} (${sum.unit}) | ${fmtRps(a?.rps)} | ${fmtRps(b?.rps)} | ${rate} | ${p99} |`);
+        }
       }
     }
     L.push('');
   }
 
+  // Describes the watch workloads from their actual flags.
+  const describeWatch = (w, cmd) => {
+    const streams = flagOf(cmd, 'streams');
+    if (w === 'watch') {
+      const perStream = flagOf(cmd, 'watch-per-stream');
+      const keys = flagOf(cmd, 'watched-key-total');
+      const space = flagOf(cmd, 'key-space-size');
+      const puts = flagOf(cmd, 'put-total');
+      const clients = flagOf(cmd, 'clients');
+      const watchers = streams * perStream;
+      // Events as `benchmark` counts them: watchers are assigned to the watched keys round-robin,
+      // puts go to them round-robin; with --sequential-keys key i is i mod --key-space-size.
+      let events;
+      if (flagOf(cmd, 'sequential-keys') === true && [watchers, keys, space, puts].every(Number.isInteger)) {
+        const per = new Map();
+        for (let i = 0; i < watchers; i++) per.set((i % keys) % space, (per.get((i % keys) % space) || 0) + 1);
+        events = 0;
+        for (let i = 0; i < puts; i++) events += per.get((i % keys) % space) || 0;
+      }
+      L.push(`\`watch\` first creates ${n0(watchers)} watchers (${n0(streams)} streams × ${n0(perStream)}) on ${n0(keys)} keys; each`);
+      L.push('stream creates its watchers one after another, and a creation latency is how long one `Watch` call takes to');
+      L.push(`return (until the server has confirmed the watch). Then ${n0(clients)} clients put ${n0(puts)} times (value \`data\`),`);
+      L.push(`round-robin over those keys and without a rate limit; every put is delivered to each watcher of its key,`);
+      L.push(`${n0(events)} events in all. Events/s is that count over the time from the first put until the last event arrived`);
+      L.push('(shown as Total). `benchmark` also prints a per-event "latency" for this phase, but it is the time spent');
+      L.push('iterating over one received response, not a delivery latency, so it is not shown.');
+    } else if (w === 'watch-latency') {
+      const perStream = flagOf(cmd, 'watchers-per-stream');
+      const rate = flagOf(cmd, 'put-rate');
+      const puts = flagOf(cmd, 'put-total');
+      L.push(`\`watch-latency\` opens ${n0(streams * perStream)} watchers (${n0(streams)} streams × ${n0(perStream)}) on one key; then a`);
+      L.push(`separate client puts that key ${n0(puts)} times at ${n0(rate)} puts/s (a token bucket with a burst of ${n0(rate)}, so the first`);
+      L.push('second\'s puts go out back to back) and waits until every watcher has seen every put. Put latency is the put');
+      L.push('round trip while those watchers are attached; event latency is, for each watcher and put, the time from the');
+      L.push('put\'s response to the event\'s arrival at the watcher (0 when the event arrives first). Both rates follow from');
+      L.push('`--put-rate` and the run\'s length (all events included), so they are a check, not a throughput measure.');
+    }
+    L.push('');
+  };
+
   for (const c of configs) {
-    L.push(`## ${cfgTitle[c] || c} (\`${cfgFlags(c)}\`)`);
+    const flags = cfgFlags(c);
+    L.push(c === 'watch' ? `## ${cfgTitle[c] || c}` : `## ${cfgTitle[c] || c}${flags ? ` (\`${flags}\`)` : ''}`);
     L.push('');
     for (const w of workloads) {
-      const row = results[c]?.[w] || {};
-      L.push(`### ${wlTitle[w] || w}`);
-      L.push('');
-      const cols = targets.filter((t) => row[t]);
-      L.push(`| | ${cols.join(' | ')}${haveBoth ? ' | etcd-ts / etcd' : ''} |`);
-      L.push(`|---|${cols.map(() => '---:').join('|')}${haveBoth ? '|---:' : ''}|`);
-      const metrics = [
-        ['Requests/sec', 'rps', fmtRps],
-        ['Average (ms)', 'avg', fmtMs],
-        ['p50 (ms)', 'p50', fmtMs],
-        ['p90 (ms)', 'p90', fmtMs],
-        ['p99 (ms)', 'p99', fmtMs],
-        ['Slowest (ms)', 'slowest', fmtMs],
-      ];
-      for (const [label, key, fmt] of metrics) {
-        const cells = cols.map((t) => fmt(row[t][key]));
-        const ratio = haveBoth ? ` | ${fmtRatio(row[cand]?.[key], row[base]?.[key])}` : '';
-        L.push(`| ${label} | ${cells.join(' | ')}${ratio} |`);
+      const row = results[c]?.[w];
+      if (!row) continue;
+      const spec = specOf(w);
+      if (c === 'watch') {
+        L.push(`### ${spec.title}`);
+        L.push('');
+        L.push('```sh');
+        L.push(commands[c][w]);
+        L.push('```');
+        L.push('');
+        describeWatch(w, commands[c][w]);
       }
-      L.push('');
+      for (const sum of spec.sums) {
+        if (c === 'watch') L.push(`#### ${w}: ${sum.heading || sum.label}`);
+        else L.push(`### ${spec.title}`);
+        L.push('');
+        const cols = targets.filter((t) => row[t]?.[sum.key]);
+        L.push(`| | ${cols.join(' | ')}${haveBoth ? ' | etcd-ts / etcd' : ''} |`);
+        L.push(`|---|${cols.map(() => '---:').join('|')}${haveBoth ? '|---:' : ''}|`);
+        const metrics = [[sum.unit === 'req/s' ? 'Requests/sec' : sum.unit, 'rps', fmtRps]];
+        if (sum.total) metrics.push(['Total (s)', 'totalSecs', (x) => (x === undefined ? '—' : x.toFixed(2))]);
+        if (sum.latency) {
+          metrics.push(
+            ['Average (ms)', 'avg', fmtMs],
+            ['p50 (ms)', 'p50', fmtMs],
+            ['p90 (ms)', 'p90', fmtMs],
+            ['p99 (ms)', 'p99', fmtMs],
+            ['Slowest (ms)', 'slowest', fmtMs],
+          );
+        }
+        for (const [label, key, fmt] of metrics) {
+          const cells = cols.map((t) => fmt(row[t][sum.key][key]));
+          const ratio = haveBoth ? ` | ${fmtRatio(row[cand]?.[sum.key]?.[key], row[base]?.[sum.key]?.[key])}` : '';
+          L.push(`| ${label} | ${cells.join(' | ')}${ratio} |`);
+        }
+        L.push('');
+      }
     }
   }
 
@@ -397,31 +553,56 @@ function render(outFile) {
   L.push('"use of closed network connection" lines on every shutdown.');
   L.push('');
 
-  if (Object.keys(profileMeta).length) {
-    L.push('## etcd-ts CPU profile');
+  const profNames = Object.keys(profiles);
+  if (profNames.length) {
+    L.push('## etcd-ts CPU profiles');
     L.push('');
-    const c0 = configs[0];
-    L.push(`A separate fresh etcd-ts member was started under \`node --cpu-prof --cpu-prof-dir=<tmp>\` and given the ${cfgTitle[c0]?.toLowerCase() || c0}`);
-    L.push('put workload again (same flags as above), then stopped with SIGTERM; V8 writes the profile on exit.');
-    let profRps;
-    try { profRps = parseBenchmark(fs.readFileSync(profileMeta.bench, 'utf8')).rps; } catch { /* absent */ }
-    if (profRps !== undefined) L.push(`Throughput under the profiler: ${fmtRps(profRps)} req/s. Shutdown: ${profileMeta.stop}.`);
+    L.push('For each profiled workload a separate fresh etcd-ts member was started under');
+    L.push('`node --cpu-prof --cpu-prof-dir=<tmp>`, given that workload again (same flags as above), then stopped with');
+    L.push('SIGTERM; V8 writes the profile on exit. Percentages are of all samples of the main thread; locations are');
+    L.push('source-mapped to the TypeScript source where possible; "(no source url)" is native code or code generated at');
+    L.push('run time (e.g. protobufjs encoders/decoders). `(program)` is V8/native work not attributed to a JS function.');
+    L.push('"Mostly reached from" names the nearest etcd-ts function (a source file of this repository, not a dependency');
+    L.push('or Node internal) above the function on the stack, for the largest share of its self time, with that share.');
     L.push('');
-    if (profileMeta.profile && fs.existsSync(profileMeta.profile)) {
-      const p = profileTop(profileMeta.profile);
+  }
+  for (const name of profNames) {
+    const meta = profiles[name];
+    L.push(`### ${name === 'put' ? 'put (high concurrency)' : name}`);
+    L.push('');
+    if (meta.command) {
+      L.push('```sh');
+      L.push(meta.command);
+      L.push('```');
+      L.push('');
+    }
+    let rates = [];
+    try {
+      const parsed = parseBenchmark(fs.readFileSync(meta.bench, 'utf8'));
+      const sums = specOf(name).sums;
+      rates = Object.entries(parsed).map(([key, r]) => {
+        const sum = sums.find((x) => x.key === key);
+        return `${key ? `${sum?.label || key} ` : ''}${fmtRps(r.rps)} ${sum?.unit || 'req/s'}`;
+      });
+    } catch { /* absent */ }
+    if (rates.length) L.push(`Under the profiler: ${rates.join(', ')}. Shutdown: ${meta.stop}.`);
+    else L.push(`Shutdown: ${meta.stop}.`);
+    L.push('');
+    if (meta.profile && fs.existsSync(meta.profile)) {
+      const p = profileTop(meta.profile);
       const busy = p.total - p.special['(idle)'];
-      L.push(`Profile: ${(p.durationUs / 1e6).toFixed(1)} s wall time (includes startup and shutdown), ${p.samples.toLocaleString('en-US')} samples.`);
-      L.push(`Main thread idle ${fmtPct(pctOf(p.special['(idle)'], p.total))}, garbage collector ${fmtPct(pctOf(p.special['(garbage collector)'], p.total))},`);
-      L.push(`\`(program)\` (V8/native work not attributed to a JS function) ${fmtPct(pctOf(p.special['(program)'], p.total))}.`);
-      L.push('Percentages below are of all samples; locations are source-mapped to the TypeScript source where possible;');
-      L.push('"(no source url)" is native code or code generated at run time (e.g. protobufjs encoders/decoders).');
+      L.push(`Profile: ${(p.durationUs / 1e6).toFixed(1)} s wall time (includes startup and shutdown), ${p.samples.toLocaleString('en-US')} samples;`);
+      L.push(`idle ${fmtPct(pctOf(p.special['(idle)'], p.total))}, garbage collector ${fmtPct(pctOf(p.special['(garbage collector)'], p.total))},`);
+      L.push(`\`(program)\` ${fmtPct(pctOf(p.special['(program)'], p.total))}.`);
       L.push('');
       L.push('Top functions by self time:');
       L.push('');
-      L.push('| # | Function | Location | Self % | Self ms |');
-      L.push('|---:|---|---|---:|---:|');
+      L.push('| # | Function | Location | Self % | Self ms | Mostly reached from (etcd-ts code) |');
+      L.push('|---:|---|---|---:|---:|---|');
+      const esc = (x) => x.replace(/\|/g, '\\|');
       p.fns.slice(0, 10).forEach((e, i) => {
-        L.push(`| ${i + 1} | \`${e.fn.replace(/\|/g, '\\|')}\` | ${e.loc.replace(/\|/g, '\\|')} | ${fmtPct(pctOf(e.us, p.total))} | ${(e.us / 1000).toFixed(0)} |`);
+        const via = e.caller === '(none)' ? '—' : `\`${esc(e.caller)}\` (${Math.round(100 * e.callerShare)}%)`;
+        L.push(`| ${i + 1} | \`${esc(e.fn)}\` | ${esc(e.loc)} | ${fmtPct(pctOf(e.us, p.total))} | ${(e.us / 1000).toFixed(0)} | ${via} |`);
       });
       L.push('');
       L.push('Self time by file / package:');
@@ -432,7 +613,7 @@ function render(outFile) {
       L.push(`| (busy total: all non-idle samples) | ${fmtPct(pctOf(busy, p.total))} |`);
       L.push('');
     } else {
-      L.push(`**No CPU profile was written** (${profileMeta.stop}). Node writes \`--cpu-prof\` output only when the process`);
+      L.push(`**No CPU profile was written** (${meta.stop}). Node writes \`--cpu-prof\` output only when the process`);
       L.push('exits normally (including `process.exit()` from a signal handler), not when it is killed by a signal.');
       L.push('');
     }
@@ -450,7 +631,9 @@ function main(argv) {
     if (!file) throw new Error('usage: report.js --profile-top FILE.cpuprofile [N]');
     const p = profileTop(file);
     console.log(`samples ${p.samples}, idle ${fmtPct(pctOf(p.special['(idle)'], p.total))}, GC ${fmtPct(pctOf(p.special['(garbage collector)'], p.total))}, program ${fmtPct(pctOf(p.special['(program)'], p.total))}`);
-    for (const e of p.fns.slice(0, n)) console.log(`${fmtPct(pctOf(e.us, p.total)).padStart(6)}  ${e.fn}  ${e.loc}`);
+    for (const e of p.fns.slice(0, n)) {
+      console.log(`${fmtPct(pctOf(e.us, p.total)).padStart(6)}  ${e.fn}  ${e.loc}  <- ${e.caller} (${Math.round(100 * e.callerShare)}%)`);
+    }
     return;
   }
   if (!argv[0]) throw new Error('usage: report.js OUT.md | --profile-top FILE.cpuprofile [N]');

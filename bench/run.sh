@@ -8,9 +8,15 @@
 # For each target, in order (reference etcd, then etcd-ts), a fresh single
 # member is started on free 127.0.0.1 ports with a fresh temporary data dir;
 # once /health answers, the workloads below run with identical flags for both
-# targets; then the member is stopped and its data dir removed. Afterwards
-# etcd-ts is started once more under `node --cpu-prof`, the high-concurrency
-# put workload is replayed, and the profile's hot spots go into the report.
+# targets; then the member is stopped and its data dir removed. Afterwards,
+# for each profiled workload, a fresh etcd-ts member is started under
+# `node --cpu-prof`, that workload is replayed, and the profile's hot spots go
+# into the report.
+#
+# Workloads: put, range (linearizable and serializable), txn-put and
+# lease-keepalive, each in a high-concurrency and a single-client
+# configuration; then watch (watch creation and event fan-out throughput) and
+# watch-latency (put-to-event latency at a fixed put rate).
 #
 # Progress goes to stderr ("bench: ..."). Any failure (a member that does not
 # start or dies, a workload that errors or exceeds its time limit) prints the
@@ -23,9 +29,17 @@
 #   BENCH_TOTAL            requests per high-concurrency run   [100000]
 #   BENCH_LAT_TOTAL        requests per --clients=1 run        [10000]
 #   BENCH_KEY_SPACE        --key-space-size for put / txn-put  [100000]
-#   BENCH_PROFILE          1 = run the etcd-ts CPU profile     [1]
+#   BENCH_WATCH_PUTS       --put-total of the watch workload   [20000]
+#   BENCH_WATCH_LAT_PUTS   --put-total of watch-latency        [1000]
+#   BENCH_WATCH_LAT_RATE   --put-rate of watch-latency (/s)    [100]
+#   BENCH_PROFILE          1 = run the etcd-ts CPU profiles    [1]
+#   BENCH_PROFILE_WORKLOADS  workloads replayed under the profiler, one
+#                          fresh member each (put = high-concurrency put)
+#                                                              ["put watch"]
 #   BENCH_RUN_TIMEOUT      seconds allowed per workload        [120]
 #   BENCH_START_TIMEOUT    seconds allowed until /health is OK [30]
+#   BENCH_KEEP_FAILED      1 = keep the temp dir (server logs, benchmark
+#                          output) when a run fails, and print its path [0]
 #   BENCH_OUT              report path                         [BENCHMARKS.md]
 set -euo pipefail
 
@@ -38,7 +52,12 @@ CLIENTS="${BENCH_CLIENTS:-100}"
 TOTAL="${BENCH_TOTAL:-100000}"
 LAT_TOTAL="${BENCH_LAT_TOTAL:-10000}"
 KEY_SPACE="${BENCH_KEY_SPACE:-100000}"
+WATCH_PUTS="${BENCH_WATCH_PUTS:-20000}"
+WATCH_LAT_PUTS="${BENCH_WATCH_LAT_PUTS:-1000}"
+WATCH_LAT_RATE="${BENCH_WATCH_LAT_RATE:-100}"
 PROFILE="${BENCH_PROFILE:-1}"
+PROFILE_WORKLOADS="${BENCH_PROFILE_WORKLOADS:-put watch}"
+KEEP_FAILED="${BENCH_KEEP_FAILED:-0}"
 RUN_TIMEOUT="${BENCH_RUN_TIMEOUT:-120}"
 START_TIMEOUT="${BENCH_START_TIMEOUT:-30}"
 STOP_TIMEOUT=15
@@ -95,7 +114,14 @@ cleanup() {
   trap - EXIT INT TERM
   if [[ -n "$BENCH_PID" ]]; then kill -KILL "$BENCH_PID" 2>/dev/null || true; fi
   if [[ -n "$SERVER_PID" ]]; then kill_wait "$SERVER_PID" 5; wait "$SERVER_PID" 2>/dev/null || true; fi
-  if [[ -n "$WORK" && -d "$WORK" ]]; then rm -rf "$WORK"; fi
+  if [[ -n "$WORK" && -d "$WORK" ]]; then
+    if ((rc != 0)) && [[ "$KEEP_FAILED" == 1 ]]; then
+      find "$WORK" -type d -name data -prune -exec rm -rf {} + 2>/dev/null || true
+      log "kept logs and benchmark output in $WORK (BENCH_KEEP_FAILED=1)"
+    else
+      rm -rf "$WORK"
+    fi
+  fi
   if ((rc != 0)); then log "failed (exit $rc); $(basename "$OUT") was not updated"; fi
   exit "$rc"
 }
@@ -271,9 +297,12 @@ run_benchmark() {
     tail_file "$SERVER_NAME server log" "$SERVER_LOG" 40
     die "'$label' completed with request errors (see the error distribution above)"
   fi
+  # watch and watch-latency print several summaries, each under a "... summary:" heading.
   local rps
-  rps="$(awk '/Requests\/sec:/ { printf "%.0f", $2 }' "$out")"
-  log "$label: ${rps} req/s"
+  rps="$(awk '
+    /^[^ ].* summary:[[:space:]]*$/ { name = $0; sub(/ summary:.*/, "", name) }
+    /Requests\/sec:/ { printf "%s%s%.0f req/s", sep, (name == "" ? "" : name ": "), $2; sep = "; " }' "$out")"
+  log "$label: ${rps}"
 }
 
 # Workload table: name | benchmark subcommand and flags (total appended per configuration).
@@ -282,11 +311,22 @@ WORKLOADS=(
   "range-l|range $RANGE_KEY --consistency=l"
   "range-s|range $RANGE_KEY --consistency=s"
   "txn-put|txn-put --key-size=8 --val-size=256 --key-space-size=$KEY_SPACE"
+  "lease-keepalive|lease-keepalive"
 )
 # Configurations: name | global connection flags | total.
 CONFIGS=(
   "high-concurrency|--conns=$CONNS --clients=$CLIENTS|$TOTAL"
   "single-client|--conns=1 --clients=1|$LAT_TOTAL"
+)
+# Watch workloads (configuration "watch"): name | complete flags (global + subcommand).
+#   watch: 100 streams x 10 watchers on 100 distinct keys (10 watchers per key) are
+#     created, then WATCH_PUTS puts spread round-robin over those keys from 100
+#     clients, unthrottled: WATCH_PUTS x 10 events to deliver.
+#   watch-latency: 10 streams x 10 watchers on one key; a separate client puts that
+#     key WATCH_LAT_PUTS times at WATCH_LAT_RATE puts/s.
+WATCH_WORKLOADS=(
+  "watch|--conns=10 --clients=100 watch --streams=100 --watch-per-stream=10 --watched-key-total=100 --key-size=32 --key-space-size=100 --sequential-keys --put-total=$WATCH_PUTS"
+  "watch-latency|--conns=1 --clients=1 watch-latency --streams=10 --watchers-per-stream=10 --key-size=8 --val-size=256 --put-rate=$WATCH_LAT_RATE --put-total=$WATCH_LAT_PUTS"
 )
 
 put_range_key() {
@@ -319,6 +359,16 @@ bench_target() {
         "benchmark --endpoints=127.0.0.1:<client-port> --precise $cflags $wargs --total=$ctotal" >>"$MANIFEST"
     done
   done
+  for w in "${WATCH_WORKLOADS[@]}"; do
+    IFS='|' read -r wname wargs <<<"$w"
+    out="$RESULTS/$target.watch.$wname.out"
+    label="$target $wname ($wargs)"
+    log "$label ..."
+    # shellcheck disable=SC2086
+    run_benchmark "$label" "$out" $wargs
+    printf '%s\t%s\t%s\t%s\t%s\n' "$target" watch "$wname" "$out" \
+      "benchmark --endpoints=127.0.0.1:<client-port> --precise $wargs" >>"$MANIFEST"
+  done
   rss="$(peak_rss_kb)"
   log "stopping $target"
   stop_server "$STOP_TIMEOUT"
@@ -332,37 +382,57 @@ bench_target() {
   rm -rf "$DATA_DIR"
 }
 
+# profile_args NAME: prints the complete benchmark flags a profiled workload replays:
+# "put" is the high-concurrency put, anything else a WATCH_WORKLOADS name.
+profile_args() {
+  local name="$1" cname cflags ctotal wargs w wname
+  if [[ "$name" == put ]]; then
+    IFS='|' read -r cname cflags ctotal <<<"${CONFIGS[0]}"
+    IFS='|' read -r _ wargs <<<"${WORKLOADS[0]}"
+    printf '%s %s --total=%s\n' "$cflags" "$wargs" "$ctotal"
+    return 0
+  fi
+  for w in "${WATCH_WORKLOADS[@]}"; do
+    IFS='|' read -r wname wargs <<<"$w"
+    if [[ "$wname" == "$name" ]]; then printf '%s\n' "$wargs"; return 0; fi
+  done
+  die "unknown workload '$name' in BENCH_PROFILE_WORKLOADS (put, or one of the watch workloads)"
+}
+
+# profile_etcd_ts NAME: a fresh etcd-ts member under --cpu-prof replays one workload.
+# Appends "NAME<TAB>key<TAB>value" lines to profiles.tsv.
 profile_etcd_ts() {
-  local prof_dir="$WORK/profile" cfg cname cflags ctotal wargs out prof
+  local name="$1" prof_dir="$WORK/profile-$1" args out prof
+  args="$(profile_args "$name")"
   mkdir -p "$prof_dir"
-  IFS='|' read -r cname cflags ctotal <<<"${CONFIGS[0]}"
-  IFS='|' read -r _ wargs <<<"${WORKLOADS[0]}"
-  log "starting etcd-ts under node --cpu-prof (fresh data dir)"
-  start_server etcd-ts etcd-ts-profile --cpu-prof --cpu-prof-dir="$prof_dir"
-  out="$RESULTS/profile.put.out"
-  log "etcd-ts put under the profiler ($cname) ..."
+  log "starting etcd-ts under node --cpu-prof for '$name' (fresh data dir)"
+  start_server etcd-ts "etcd-ts-profile-$name" --cpu-prof --cpu-prof-dir="$prof_dir"
+  out="$RESULTS/profile.$name.out"
+  log "etcd-ts $name under the profiler ..."
   # shellcheck disable=SC2086
-  run_benchmark "etcd-ts put under --cpu-prof" "$out" $cflags $wargs --total="$ctotal"
+  run_benchmark "etcd-ts $name under --cpu-prof" "$out" $args
   log "stopping etcd-ts (SIGTERM) and waiting for the profile"
   stop_server "$PROFILE_STOP_TIMEOUT"
   prof="$(find "$prof_dir" -name '*.cpuprofile' -size +0 2>/dev/null | head -n 1)"
   {
-    printf 'stop\t%s\n' "$STOP_NOTE"
-    printf 'bench\t%s\n' "$out"
-    printf 'command\tnode --cpu-prof --cpu-prof-dir=<tmp> %s <flags>; benchmark ... %s %s --total=%s\n' \
-      "$TS_ENTRY" "$cflags" "$wargs" "$ctotal"
-    if [[ -n "$prof" ]]; then printf 'profile\t%s\n' "$prof"; fi
-  } >"$RESULTS/profile.tsv"
+    printf '%s\tstop\t%s\n' "$name" "$STOP_NOTE"
+    printf '%s\tbench\t%s\n' "$name" "$out"
+    printf '%s\tcommand\tbenchmark --endpoints=127.0.0.1:<client-port> --precise %s\n' "$name" "$args"
+    if [[ -n "$prof" ]]; then printf '%s\tprofile\t%s\n' "$name" "$prof"; fi
+  } >>"$RESULTS/profiles.tsv"
   if [[ -n "$prof" ]]; then
     log "profile written ($(du -k "$prof" | cut -f1) kB)"
   else
     log "WARNING: no CPU profile was written ($STOP_NOTE)"
     tail_file "etcd-ts (profiled) server log" "$SERVER_LOG" 20
   fi
-  rm -rf "$WORK/etcd-ts-profile/data"
+  rm -rf "$WORK/etcd-ts-profile-$name/data"
 }
 
 # ---------------------------------------------------------------- main
+if [[ "$PROFILE" == 1 ]]; then
+  for name in $PROFILE_WORKLOADS; do profile_args "$name" >/dev/null; done
+fi
 started=$SECONDS
 LOADAVG_START="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 log "tools: etcd $("$BIN_DIR/etcd" --version | awk '/etcd Version/ { print $3 }'); results in a temp dir, report -> $(basename "$OUT")"
@@ -370,7 +440,9 @@ for target in $TARGETS; do
   bench_target "$target"
 done
 if [[ "$PROFILE" == 1 ]]; then
-  profile_etcd_ts
+  for name in $PROFILE_WORKLOADS; do
+    profile_etcd_ts "$name"
+  done
 fi
 log "all runs done in $((SECONDS - started))s; rendering $(basename "$OUT")"
 BENCH_BIN_DIR="$BIN_DIR" BENCH_RESULTS="$RESULTS" BENCH_ELAPSED="$((SECONDS - started))" \

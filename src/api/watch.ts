@@ -9,6 +9,8 @@ import { messageType } from '../util/proto';
 import { ApiDeps, ServiceModule } from './service';
 
 const AUTO_WATCH_ID = 0;
+/** Responses a stream may hold unsent before its watchers are told to wait (etcd's channel size). */
+const STREAM_BUFFER_MESSAGES = 128;
 const INVALID_WATCH_ID = -1;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
@@ -161,8 +163,9 @@ class WatchStream implements WatchSink {
     }
     if (entry && resp.events.length > 0) entry.progressDue = false; // an event is progress enough until the next tick
     const ok = entry?.fragment && resp.events.length > 1 ? this.sendFragments(wr) : this.write(wr);
-    if (!ok) {
-      // This response is queued in the stream; stop taking more until it drains.
+    if (!ok && this.call.writableLength >= STREAM_BUFFER_MESSAGES) {
+      // This response is queued in the stream; stop taking more until it drains. (Like etcd's per-stream
+      // channel of 128 responses: a burst is buffered, a consumer that stops reading is not.)
       this.blocked = true;
       this.call.once('drain', () => {
         this.blocked = false;

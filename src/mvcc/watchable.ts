@@ -57,14 +57,16 @@ export class Watcher {
     return this.end === null || key < this.end;
   }
 
-  filter(events: MvccEvent[]): MvccEvent[] {
+  /** This watcher's share of `events` (keys[i] is events[i]'s key as latin1, converted once per round). */
+  filter(events: MvccEvent[], keys: string[]): MvccEvent[] {
     const { noPut, noDelete } = this.opts;
     const out: MvccEvent[] = [];
-    for (const ev of events) {
+    for (let i = 0; i < events.length; i++) {
+      const ev = events[i];
       if (ev.kv.mod_revision < this.minRev) continue;
       if (noPut && ev.type === EventType.PUT) continue;
       if (noDelete && ev.type === EventType.DELETE) continue;
-      if (!this.matches(ev.kv.key.toString('latin1'))) continue;
+      if (!this.matches(keys[i])) continue;
       out.push(ev);
     }
     return out;
@@ -78,6 +80,7 @@ const MAX_REVS_PER_READ = 100_000;
 /** At most this many unsynced watchers are served per catch-up round. */
 const MAX_WATCHERS_PER_SYNC = 512;
 const SYNC_INTERVAL_MS = 100;
+const VICTIM_RETRY_MS = 10;
 
 export interface WatchLogger {
   warn(obj: object, msg: string): void;
@@ -204,14 +207,21 @@ export class WatchableStore {
     return true;
   }
 
-  /** A sink that refused a response can take more now. */
+  /** A sink that refused a response can take more now: retry at once rather than at the next tick. */
   kick(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
     this.schedule(0);
   }
 
-  private schedule(delay = SYNC_INTERVAL_MS): void {
+  private schedule(delay?: number): void {
     if (this.stopped || this.timer) return;
     if (this.unsynced.size === 0 && this.victims.size === 0) return;
+    // Victims (a response waiting for room) are retried often, as etcd does every 10 ms; history
+    // catch-up runs at a calmer pace.
+    delay ??= this.victims.size > 0 ? VICTIM_RETRY_MS : SYNC_INTERVAL_MS;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.syncRound().catch((err: unknown) => this.log?.warn({ err }, 'watch catch-up round failed'));
@@ -277,10 +287,11 @@ export class WatchableStore {
     const from = Math.min(...chosen.map((w) => w.minRev));
     const to = Math.min(current, from + MAX_REVS_PER_READ - 1);
     const events = await this.readEvents(from, to, chosen.some((w) => w.opts.prevKv));
+    const keys = events.map((ev) => ev.kv.key.toString('latin1'));
     const header = to === current ? current : to;
     for (const w of chosen) {
       if (w.canceled || !this.unsynced.has(w) || w.minRev > to) continue;
-      let evs = w.filter(events);
+      let evs = w.filter(events, keys);
       let next = to + 1;
       // At most MAX_REVS_PER_SYNC distinct revisions per response; the rest next round.
       let revs = 0;
