@@ -28,7 +28,7 @@ tools:
 	@test/tools/build.sh >/dev/null
 
 lint: install
-	npx eslint src test
+	npx eslint src test bench
 
 test: build tools lint
 	npx jest --ci

@@ -92,7 +92,7 @@ function decodeMappings(mappings) {
   const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const val = new Map([...B64].map((c, i) => [c, i]));
   const lines = [];
-  let src = 0, oLine = 0, oCol = 0, name = 0;
+  let src = 0, oLine = 0; // (source column and name fields are decoded but not needed)
   for (const lineStr of mappings.split(';')) {
     const segs = [];
     let gCol = 0;
@@ -109,8 +109,7 @@ function decodeMappings(mappings) {
         }
         gCol += fields[0];
         if (fields.length >= 4) {
-          src += fields[1]; oLine += fields[2]; oCol += fields[3];
-          if (fields.length >= 5) name += fields[4];
+          src += fields[1]; oLine += fields[2];
           segs.push([gCol, src, oLine]);
         }
       }
