@@ -9,32 +9,46 @@ export interface Generation {
   revs: Revision[];
 }
 
+/** Shared, never mutated: put() replaces it with a fresh array. */
+const EMPTY: Generation[] = [];
+
 export interface KeyAt {
   modified: Revision;
   created: Revision;
   version: number;
 }
 
+const NO_REVISION: Revision = Object.freeze({ main: 0, sub: 0 });
+
 export class KeyIndex {
-  modified: Revision = { main: 0, sub: 0 };
-  generations: Generation[] = [];
+  modified: Revision = NO_REVISION;
+  generations: Generation[] = EMPTY;
 
   constructor(readonly key: string) {}
 
   put(rev: Revision): void {
-    if (this.generations.length === 0) this.generations.push({ ver: 0, created: rev, revs: [] });
-    const g = this.generations[this.generations.length - 1];
-    if (g.revs.length === 0) g.created = rev;
+    this.modified = rev;
+    // Arrays are created with their first element (exact capacity): most keys have one generation
+    // with one revision, and an empty array grown by push reserves room for 16.
+    if (this.generations.length === 0) {
+      this.generations = [{ ver: 1, created: rev, revs: [rev] }];
+      return;
+    }
+    const last = this.generations.length - 1;
+    const g = this.generations[last];
+    if (g.revs.length === 0) {
+      this.generations[last] = { ver: 1, created: rev, revs: [rev] };
+      return;
+    }
     g.revs.push(rev);
     g.ver++;
-    this.modified = rev;
   }
 
   /** Records a delete at `rev` and opens a new (empty) generation. The key must be live. */
   tombstone(rev: Revision): void {
     if (!this.isLive()) throw new Error(`keyIndex: tombstone on a deleted key ${JSON.stringify(this.key)}`);
     this.put(rev);
-    this.generations.push({ ver: 0, created: { main: 0, sub: 0 }, revs: [] });
+    this.generations.push({ ver: 0, created: NO_REVISION, revs: [] });
   }
 
   isLive(): boolean {
