@@ -1,5 +1,5 @@
 // v3electionpb.Election (Campaign, Proclaim, Leader, Observe, Resign): etcd's election recipe run on
-// the server, step for step as etcd runs its client concurrency package against itself (see lock.ts for
+// the server, step for step as etcd runs its client concurrency package against itself (see concurrency.ts for
 // the shared pieces: sessions, keys, waiting for deletes on the watchable store).
 //
 // An election `<name>` is the set of keys `<name>/<lease hex>`; the leader is the one with the smallest
@@ -31,7 +31,7 @@ import {
   sessionLease,
   waitDeletes,
   watchUntil,
-} from './lock';
+} from './concurrency';
 import { ApiDeps, ServiceModule } from './service';
 
 interface LeaderKey {
