@@ -5,6 +5,7 @@
 // This member commits on its own (a single-member cluster): an entry is committed once it is fsynced in
 // the local log. The Raft node (src/raft) takes over `commit` when clusters have more than one member;
 // everything above that seam (propose, wait for apply, read index) stays as it is.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Backend, Prefix, WriteBatch, prefixed, u64be } from '../storage';
 import { MvccEvent, MvccStore, WatchableStore, WriteTxn } from '../mvcc';
@@ -142,6 +143,14 @@ export class EtcdServer {
    */
   static async start(options: ServerOptions): Promise<EtcdServer> {
     const dbDir = path.join(options.dataDir, 'member', 'rocksdb');
+    // An etcd member's data dir (bbolt file, WAL) is not ours to open: starting a fresh member beside it
+    // would look like data loss. Refuse before creating anything.
+    if (fs.existsSync(path.join(options.dataDir, 'member', 'snap', 'db')) && !fs.existsSync(path.join(options.dataDir, 'member', 'rocksdb'))) {
+      throw new Error(
+        `data dir ${options.dataDir} holds an etcd member (member/snap/db), which etcd-ts cannot open; ` +
+          'start etcd-ts with a new --data-dir and copy the data over with a client (e.g. etcdctl get/put or make-mirror)',
+      );
+    }
     const walDir = options.walDir || path.join(options.dataDir, 'member', 'wal');
     const backend = await Backend.open(dbDir);
     let wal: Backend | undefined;
