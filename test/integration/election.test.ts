@@ -9,7 +9,7 @@ import { Etcd3 } from 'etcd3';
 import { apiPackageDefinition } from '../../src/util/proto';
 import { NodeHandle, startNode } from '../helpers';
 import { RAW_CHANNEL_OPTIONS } from '../helpers/compare';
-import { Ctl, sleep, stopAllCtls, until } from '../helpers/ctl';
+import { Ctl, normalizeRecipeTranscript, sleep, stopAllCtls, until } from '../helpers/ctl';
 
 jest.setTimeout(90_000);
 
@@ -134,27 +134,6 @@ afterEach(stopAllCtls);
 // ---------------------------------------------------------------------------
 // Transcripts compared with the reference
 
-/**
- * Replaces what two independent clusters legitimately differ in: cluster and member ids, lease ids
- * (decimal, and hex inside keys; labelled in order of first appearance) and revisions (relative to
- * the scenario's starting revision).
- */
-function normalize(lines: string[], baseRev: number): string[] {
-  let text = lines.join('\n');
-  const found: { at: number; id: bigint }[] = [];
-  for (const m of text.matchAll(/"(?:lease|ID)":"(\d+)"/g)) if (m[1] !== '0') found.push({ at: m.index ?? 0, id: BigInt(m[1]) });
-  for (const m of text.matchAll(/\/([0-9a-f]{8,16})(?![0-9a-f])/g)) found.push({ at: (m.index ?? 0) + 1, id: BigInt('0x' + m[1]) });
-  found.sort((a, b) => a.at - b.at);
-  const labels = new Map<bigint, string>();
-  for (const f of found) if (!labels.has(f.id)) labels.set(f.id, `<lease${labels.size + 1}>`);
-  for (const [id, label] of labels) {
-    text = text.replace(new RegExp(`(?<![0-9])${id.toString()}(?![0-9])`, 'g'), label);
-    text = text.replace(new RegExp(`(?<![0-9a-f])${id.toString(16)}(?![0-9a-f])`, 'g'), label);
-  }
-  text = text.replace(/"cluster_id":"\d+"/g, '"cluster_id":"<cluster>"').replace(/"member_id":"\d+"/g, '"member_id":"<member>"');
-  text = text.replace(/("(?:revision|create_revision|mod_revision|rev)":)"(\d+)"/g, (_m, k: string, v: string) => `${k}"base+${Number(v) - baseRev}"`);
-  return text.split('\n');
-}
 
 const asText = (v: unknown): string =>
   JSON.stringify(v, (_k, x: unknown) => (x && typeof x === 'object' && (x as { type?: string }).type === 'Buffer' ? Buffer.from((x as { data: number[] }).data).toString() : x));
@@ -184,8 +163,8 @@ const tsNode = () => ts as NodeHandle;
 /** Runs a scenario on etcd-ts and on the reference etcd; their normalised transcripts must be equal. */
 async function sameAsEtcd(scenario: (node: NodeHandle) => Promise<{ lines: string[]; baseRev: number }>): Promise<string[]> {
   const [t, r] = await Promise.all([scenario(tsNode()), scenario(ref as NodeHandle)]);
-  const tsLines = normalize(t.lines, t.baseRev);
-  expect(tsLines).toEqual(normalize(r.lines, r.baseRev));
+  const tsLines = normalizeRecipeTranscript(t.lines, t.baseRev);
+  expect(tsLines).toEqual(normalizeRecipeTranscript(r.lines, r.baseRev));
   return tsLines;
 }
 
