@@ -2,7 +2,7 @@
 // collected as it comes, and coreutils `timeout` bounds each one's life even if jest dies.
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import { toolPath } from './procs';
+import { NodeHandle, toolPath } from './procs';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -94,4 +94,16 @@ export function normalizeRecipeTranscript(lines: string[], baseRev: number): str
   text = text.replace(/("(?:revision|create_revision|mod_revision|rev)":)"(\d+)"/g, (_m, k: string, v: string) => `${k}"base+${Number(v) - baseRev}"`);
   text = text.replace(/\brev=(\d+)/g, (_m, v: string) => `rev=base+${Number(v) - baseRev}`);
   return text.split('\n');
+}
+
+/** Runs a scenario on etcd-ts and on the reference etcd; their normalised transcripts must be equal. */
+export async function sameTranscript(
+  ts: NodeHandle,
+  ref: NodeHandle,
+  scenario: (node: NodeHandle) => Promise<{ lines: string[]; baseRev: number }>,
+): Promise<string[]> {
+  const [t, r] = await Promise.all([scenario(ts), scenario(ref)]);
+  const tsLines = normalizeRecipeTranscript(t.lines, t.baseRev);
+  expect(tsLines).toEqual(normalizeRecipeTranscript(r.lines, r.baseRev));
+  return tsLines;
 }

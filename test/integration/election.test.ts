@@ -9,7 +9,7 @@ import { Etcd3 } from 'etcd3';
 import { apiPackageDefinition } from '../../src/util/proto';
 import { NodeHandle, startNode } from '../helpers';
 import { RAW_CHANNEL_OPTIONS } from '../helpers/compare';
-import { Ctl, normalizeRecipeTranscript, sleep, stopAllCtls, until } from '../helpers/ctl';
+import { Ctl, sameTranscript, sleep, stopAllCtls, until } from '../helpers/ctl';
 
 jest.setTimeout(90_000);
 
@@ -161,12 +161,7 @@ afterAll(async () => {
 const tsNode = () => ts as NodeHandle;
 
 /** Runs a scenario on etcd-ts and on the reference etcd; their normalised transcripts must be equal. */
-async function sameAsEtcd(scenario: (node: NodeHandle) => Promise<{ lines: string[]; baseRev: number }>): Promise<string[]> {
-  const [t, r] = await Promise.all([scenario(tsNode()), scenario(ref as NodeHandle)]);
-  const tsLines = normalizeRecipeTranscript(t.lines, t.baseRev);
-  expect(tsLines).toEqual(normalizeRecipeTranscript(r.lines, r.baseRev));
-  return tsLines;
-}
+const sameAsEtcd = (scenario: (node: NodeHandle) => Promise<{ lines: string[]; baseRev: number }>) => sameTranscript(tsNode(), ref as NodeHandle, scenario);
 
 const header = (rev: number) => `{"cluster_id":"<cluster>","member_id":"<member>","revision":"base+${rev}","raft_term":"2"}`;
 
