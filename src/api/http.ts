@@ -2,6 +2,9 @@
 import * as http from 'node:http';
 import { EtcdServer, ETCD_API_VERSION, CLUSTER_VERSION, STORAGE_VERSION } from '../server';
 import { registry } from '../metrics';
+import { AlarmType } from '../pb';
+
+const ALARM_NAMES: Record<number, string> = { [AlarmType.NOSPACE]: 'NOSPACE', [AlarmType.CORRUPT]: 'CORRUPT' };
 import { Logger } from '../util/logger';
 
 interface Check {
@@ -12,7 +15,12 @@ interface Check {
 export function createHttpHandler(server: EtcdServer, log: Logger): http.RequestListener {
   // The checks /livez and /readyz run, in etcd's order and names.
   const readChecks = (): Check[] => [
-    { name: 'data_corruption', run: () => undefined },
+    {
+      name: 'data_corruption',
+      run: () => {
+        if (server.alarms.has(AlarmType.CORRUPT)) throw new Error('alarm activated: CORRUPT');
+      },
+    },
     { name: 'serializable_read', run: () => void server.range(healthRange(true)) },
     { name: 'linearizable_read', run: () => void server.range(healthRange(false)) },
     {
@@ -59,11 +67,19 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
     const p = url.pathname;
     const run = async () => {
       if (p === '/health') {
+        // etcd's order: a raised alarm (unless ?exclude=<ALARM>) makes the member unhealthy before any read.
+        const excluded = new Set(url.searchParams.getAll('exclude'));
         let health = { health: 'true', reason: '' };
-        try {
-          server.range(healthRange(url.searchParams.get('serializable') === 'true'));
-        } catch (err) {
-          health = { health: 'false', reason: `QGET ERROR:${err instanceof Error ? err.message : String(err)}` };
+        const alarm = server.alarms.list().find((a) => !excluded.has(ALARM_NAMES[a.alarm] ?? 'UNKNOWN'));
+        if (alarm) {
+          health = { health: 'false', reason: `ALARM ${ALARM_NAMES[alarm.alarm] ?? 'UNKNOWN'}` };
+          log.warn({ alarm: ALARM_NAMES[alarm.alarm] }, 'serving /health false due to an alarm');
+        } else {
+          try {
+            server.range(healthRange(url.searchParams.get('serializable') === 'true'));
+          } catch (err) {
+            health = { health: 'false', reason: `RANGE ERROR:${err instanceof Error ? err.message : String(err)}` };
+          }
         }
         res.statusCode = health.health === 'true' ? 200 : 503;
         res.setHeader('Content-Type', 'text/plain; charset=utf-8');

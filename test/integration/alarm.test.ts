@@ -1,7 +1,7 @@
 // Alarms: raised through the Maintenance API, persisted, listed by etcdctl, and NOSPACE caps the store
 // (puts refused with etcd's error; reads, deletes and compaction still work) until disarmed.
 import { Etcd3 } from 'etcd3';
-import { NodeHandle, etcdctl, startNode } from '../helpers';
+import { NodeHandle, etcdctl, httpGet, startNode } from '../helpers';
 
 let node: NodeHandle;
 
@@ -36,6 +36,11 @@ test('NOSPACE alarm: writes refused, reads/deletes work, survives restart, disar
     expect(await client.get('a/new').string()).toBeNull();
     expect((await client.delete().key('a/drop').exec()).deleted).toBe('1');
 
+    // /health reports the alarm first (as etcd), unless the client excludes it
+    const health = await httpGet(`${node.clientUrl}/health`);
+    expect([health.status, health.body]).toEqual([503, '{"health":"false","reason":"ALARM NOSPACE"}']);
+    const excluded = await httpGet(`${node.clientUrl}/health?exclude=NOSPACE`);
+    expect([excluded.status, excluded.body]).toEqual([200, '{"health":"true","reason":""}']);
     const list = await etcdctl(node.endpoint, ['alarm', 'list']);
     expect(list.stdout).toBe(`memberID:${memberID} alarm:NOSPACE \n`);
     const st = await etcdctl(node.endpoint, ['endpoint', 'status', '-w', 'json']);
@@ -44,7 +49,16 @@ test('NOSPACE alarm: writes refused, reads/deletes work, survives restart, disar
     client.close();
   }
 
-  await node.restart();
+  // With the alarm still raised /health is false (etcd's behaviour), so wait for readiness excluding it.
+  await node.restart({ waitReady: false });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ready = await httpGet(`${node.clientUrl}/health?exclude=NOSPACE`).catch(() => undefined);
+    if (ready?.status === 200) break;
+    if (Date.now() > deadline) throw new Error(`not ready after restart:\n${node.logTail()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect((await httpGet(`${node.clientUrl}/health`)).body).toBe('{"health":"false","reason":"ALARM NOSPACE"}');
   client = new Etcd3({ hosts: node.clientUrl });
   try {
     const put = await etcdctl(node.endpoint, ['put', 'a/new', 'x']);
