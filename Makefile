@@ -4,7 +4,7 @@ ETCD_TS_CACHE ?= $(HOME)/.cache/etcd-ts
 export ETCD_TS_CACHE
 NODE_BIN := node dist/src/bin/etcd-ts.js
 
-.PHONY: all install build run test test-unit test-integration tools bench lint clean
+.PHONY: all install build run cluster test test-unit test-integration tools bench lint clean
 
 all: build
 
@@ -22,6 +22,10 @@ run: build
 	$(NODE_BIN) --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
 	  --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 	  --initial-cluster default=http://127.0.0.1:2380
+
+# A local 3-member cluster: client ports 2379/2381/2383, peer ports 2380/2382/2384 (Ctrl-C stops it).
+cluster: build
+	test/tools/cluster.sh
 
 # Reference etcd/etcdctl/etcdutl/benchmark 3.6, built from the Go module proxy and cached.
 tools:

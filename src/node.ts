@@ -1,11 +1,15 @@
-// Wires one etcd-ts member together: storage + server, the client port (gRPC + HTTP), metrics upkeep,
-// and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a Config into NodeOptions.
+// Wires one etcd-ts member together: storage + server, the peer port (Raft transport), the client port
+// (gRPC + HTTP), metrics upkeep, and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a
+// Config into NodeOptions.
+import * as http from 'node:http';
 import { ClientListener, GRPC_OVERHEAD_BYTES, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
 import { electionService } from './api/election';
 import { lockService } from './api/lock';
-import { EtcdServer, ServerOptions, idToHex } from './server';
+import { ETCD_API_VERSION, EtcdServer, FetchedCluster, Member, ServerOptions, idToHex } from './server';
+import { PeerTransport, fetchClusterMembers } from './transport';
+import { errorToWire } from './util/errors';
 import { metrics } from './metrics';
 import { AutoCompactionConfig, AutoCompactor } from './server/compactor';
 
@@ -17,6 +21,10 @@ export interface ListenAddress {
 
 export interface NodeOptions extends ServerOptions {
   listenClient: ListenAddress[];
+  /** where the peer port (Raft transport) listens; none: a member that cannot talk to peers */
+  listenPeer?: ListenAddress[];
+  /** called after the member applied its own removal from the cluster and stopped */
+  onRemoved?: () => void;
   /** Interval of progress notifications to watchers that ask for them (etcd: 10 minutes). */
   watchProgressNotifyIntervalMs: number;
   autoCompaction: AutoCompactionConfig;
@@ -26,12 +34,60 @@ export interface RunningNode {
   server: EtcdServer;
   /** The bound client ports, in listenClient order. */
   clientPorts: number[];
+  /** The bound peer ports, in listenPeer order. */
+  peerPorts: number[];
   stop(): Promise<void>;
 }
 
 export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const log = options.logger;
-  const server = await EtcdServer.start(options);
+  let server: EtcdServer | undefined;
+  // The peer side: Raft messages in and out, snapshots, the member list for joiners, calls to the leader.
+  let clusterIdForPeers = 0n;
+  const transport = new PeerTransport({
+    localId: 0n,
+    clusterId: () => server?.clusterId ?? clusterIdForPeers,
+    logger: log,
+    version: ETCD_API_VERSION,
+    onMessages: (msgs) => server?.stepMessages(msgs),
+    onUnreachable: (peer) => server?.reportUnreachable(peer),
+    onSnapshotStatus: (peer, ok) => server?.reportSnapshot(peer, ok),
+    receiveSnapshot: async (msg, body) => {
+      if (!server) throw new Error('not started');
+      await server.receiveSnapshot(msg, body);
+    },
+    membersJson: () => ({ members: (server?.memberList() ?? []).map(memberJson) }),
+    isRemoved: (id) => server?.isRemoved(id) ?? false,
+    onLeaderCall: async (op, body) => {
+      if (!server) throw new Error('not started');
+      try {
+        return await server.handleLeaderCall(op, body);
+      } catch (err) {
+        // the gRPC code travels with the message, so the follower answers its client with etcd's error
+        throw new Error(errorToWire(err));
+      }
+    },
+  });
+  const peerServer = http.createServer(transport.handler.bind(transport));
+  peerServer.keepAliveTimeout = 60_000;
+  const peerPorts: number[] = [];
+  const fetchCluster = async (): Promise<FetchedCluster> => {
+    const peers = [...options.initialCluster.entries()].filter(([name]) => name !== options.name).flatMap(([, urls]) => urls);
+    const got = await fetchClusterMembers(peers, 10_000);
+    clusterIdForPeers = got.clusterId;
+    const raw = (got.members as { members: ReturnType<typeof memberJson>[] }).members;
+    return { clusterId: got.clusterId, members: raw.map(parseMemberJson) };
+  };
+  try {
+    for (const addr of options.listenPeer ?? []) peerPorts.push(await listenHttp(peerServer, addr.host, addr.port));
+    server = await EtcdServer.start(options, fetchCluster);
+  } catch (err) {
+    await transport.close();
+    peerServer.close();
+    throw err;
+  }
+  transport.setLocalId(server.memberId);
+  server.run(transport);
   const deps = { server, log, dbSize: () => server.dbSizes().total, dbSizeInUse: () => server.dbSizes().inUse };
   const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
     leaseService(deps),
@@ -49,6 +105,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   } catch (err) {
     await listener.close();
     await server.stop();
+    await transport.close();
+    peerServer.close();
     throw err;
   }
   const compactor = new AutoCompactor({
@@ -58,7 +116,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       currentRevision: () => server.mvcc.currentRev,
       // through the log like a client's Compact, so every member compacts at the same revision
       compact: async (rev) => void (await server.compact({ revision: rev, physical: false })),
-      isLeader: () => server.leaderId() === server.memberId,
+      isLeader: () => server.isLeader(),
     },
   });
   compactor.start();
@@ -75,19 +133,48 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   log.info({ 'local-member-id': idToHex(server.memberId), 'client-urls': options.advertiseClientUrls }, 'ready to serve client requests');
 
   let stopping: Promise<void> | undefined;
-  return {
+  const running: RunningNode = {
     server,
     clientPorts,
+    peerPorts,
     stop: () => {
       stopping ??= (async () => {
         clearInterval(gaugeTimer);
         await compactor.stop();
         await listener.close();
         grpcServer.forceShutdown();
-        await server.stop();
+        // the server first (a leader hands over leadership through the transport), then the peer port
+        await (server as EtcdServer).stop();
+        await transport.close();
+        await new Promise<void>((resolve) => peerServer.close(() => resolve()));
+        peerServer.closeAllConnections();
         log.info({}, 'stopped');
       })();
       return stopping;
     },
   };
+  server.onRemoved = () => {
+    void running.stop().then(() => options.onRemoved?.());
+  };
+  return running;
+}
+
+function memberJson(m: Member): { id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean } {
+  return { id: m.id.toString(), name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner };
+}
+
+function parseMemberJson(raw: ReturnType<typeof memberJson>): Member {
+  return { id: BigInt(raw.id), name: raw.name, peerURLs: raw.peerURLs, clientURLs: raw.clientURLs, isLearner: raw.isLearner };
+}
+
+function listenHttp(server: http.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.removeListener('error', onError);
+      const addr = server.address();
+      resolve(typeof addr === 'object' && addr ? addr.port : port);
+    });
+  });
 }

@@ -166,7 +166,7 @@ export async function runTxn(server: EtcdServer, r: TxnRequest): Promise<Txn> {
 }
 
 export function runRange(server: EtcdServer, r: RangeRequest): Range {
-  return server.range(r) as Range;
+  return server.rangeLocal(r) as Range;
 }
 
 /** The kvs of the i-th response of a txn (which is a range). */

@@ -21,8 +21,8 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
         if (server.alarms.has(AlarmType.CORRUPT)) throw new Error('alarm activated: CORRUPT');
       },
     },
-    { name: 'serializable_read', run: () => void server.range(healthRange(true)) },
-    { name: 'linearizable_read', run: () => void server.range(healthRange(false)) },
+    { name: 'serializable_read', run: async () => void (await server.range(healthRange(true))) },
+    { name: 'linearizable_read', run: async () => void (await server.range(healthRange(false))) },
     {
       name: 'non_learner',
       run: () => {
@@ -74,9 +74,12 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
         if (alarm) {
           health = { health: 'false', reason: `ALARM ${ALARM_NAMES[alarm.alarm] ?? 'UNKNOWN'}` };
           log.warn({ alarm: ALARM_NAMES[alarm.alarm] }, 'serving /health false due to an alarm');
+        } else if (url.searchParams.get('serializable') !== 'true' && server.leaderId() === 0n) {
+          health = { health: 'false', reason: 'RAFT NO LEADER' };
+          log.warn({}, 'serving /health false; no leader');
         } else {
           try {
-            server.range(healthRange(url.searchParams.get('serializable') === 'true'));
+            await server.range(healthRange(url.searchParams.get('serializable') === 'true'));
           } catch (err) {
             health = { health: 'false', reason: `RANGE ERROR:${err instanceof Error ? err.message : String(err)}` };
           }

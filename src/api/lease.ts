@@ -1,7 +1,6 @@
 // etcdserverpb.Lease: Grant and Revoke go through the log; KeepAlive, TimeToLive and Leases are answered
-// by the leader's lessor (this member, while clusters have one member).
+// by the leader's lessor (a follower asks the leader over the peer port).
 import * as grpc from '@grpc/grpc-js';
-import { LeaseExpiredError } from '../lease';
 import { LeaseGrantRequest, LeaseRevokeRequest } from '../pb';
 import { EtcdServer } from '../server';
 import { isEtcdError } from '../util/errors';
@@ -13,9 +12,10 @@ export function leaseService({ server, log }: ApiDeps): ServiceModule {
     unary: {
       LeaseGrant: (r: LeaseGrantRequest) => server.leaseGrant(r),
       LeaseRevoke: (r: LeaseRevokeRequest) => server.leaseRevoke(r),
-      LeaseTimeToLive: (r: { ID: string; keys: boolean }) => {
+      LeaseTimeToLive: async (r: { ID: string; keys: boolean }) => {
         const id = BigInt(r.ID);
-        const t = server.lessor.timeToLive(id);
+        // the leader keeps lease time: a follower asks it
+        const t = await server.leaseTimeToLive(id);
         // An unknown (or already revoked) lease is TTL -1, not an error, as in etcd.
         if (!t) return { header: server.header(), ID: r.ID, TTL: -1, grantedTTL: 0, keys: [] };
         return {
@@ -66,16 +66,7 @@ function keepAliveStream(server: EtcdServer, call: grpc.ServerDuplexStream<unkno
 }
 
 async function renewOnce(server: EtcdServer, id: bigint): Promise<object> {
-  try {
-    const ttl = server.lessor.renew(id);
-    return { header: server.header(), ID: id.toString(), TTL: ttl };
-  } catch (err) {
-    if (err instanceof LeaseExpiredError) {
-      // Answer only once the revoke is applied, so a client told "gone" finds the keys gone too.
-      await server.lessor.whenRevoked(id);
-      return { header: server.header(), ID: id.toString(), TTL: 0 };
-    }
-    if (isEtcdError(err) && err.code === grpc.status.NOT_FOUND) return { header: server.header(), ID: id.toString(), TTL: 0 };
-    throw err;
-  }
+  // on the leader the lessor renews; a follower forwards to the leader (EtcdServer.leaseRenew)
+  const ttl = await server.leaseRenew(id);
+  return { header: server.header(), ID: id.toString(), TTL: ttl };
 }

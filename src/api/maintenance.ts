@@ -1,5 +1,5 @@
-// etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV, Snapshot, Defragment (MoveLeader and Downgrade
-// come with their issues).
+// etcdserverpb.Maintenance: Status, Alarm, Hash, HashKV, Snapshot, Defragment, MoveLeader (Downgrade comes
+// with its issue).
 import * as path from 'node:path';
 import { ETCD_API_VERSION, STORAGE_VERSION } from '../server';
 import { AlarmRequest } from '../pb';
@@ -17,18 +17,26 @@ export function maintenanceService({ server, log, dbSize, dbSizeInUse }: ApiDeps
         version: ETCD_API_VERSION,
         dbSize: dbSize(),
         leader: server.leaderId().toString(),
-        raftIndex: server.lastIndex,
+        raftIndex: server.commitIndex,
         raftTerm: server.term,
         raftAppliedIndex: server.appliedIndex,
         // etcd lists each raised alarm in protobuf text form
-        errors: server.alarms.list().map((a) => `memberID:${a.memberID} alarm:${ALARM_NAMES[a.alarm] ?? a.alarm} `),
+        errors: [
+          ...(server.leaderId() === 0n ? ['etcdserver: no leader'] : []),
+          ...server.alarms.list().map((a) => `memberID:${a.memberID} alarm:${ALARM_NAMES[a.alarm] ?? a.alarm} `),
+        ],
         dbSizeInUse: dbSizeInUse(),
-        isLearner: false,
+        isLearner: server.isLearner,
         storageVersion: STORAGE_VERSION,
         dbSizeQuota: server.quotaBytes(),
         downgradeInfo: { target_version: '', enabled: false },
       }),
       Alarm: (r: AlarmRequest) => server.alarm(r),
+      // Only the leader hands leadership over (etcdctl move-leader finds it); etcd's reply has no header.
+      MoveLeader: async (r: { targetID: string }) => {
+        await server.moveLeader(BigInt(r.targetID));
+        return { header: server.header() };
+      },
       Hash: async () => ({ header: server.header(), hash: await server.mvcc.hashAll() }),
       HashKV: async (r: { revision: string }) => {
         const h = await server.mvcc.hashKV(Number(r.revision));

@@ -23,6 +23,9 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
   for (const u of config.listenClientUrls) {
     if (u.scheme !== 'http') throw unsupported(`--listen-client-urls ${u.href} (scheme ${u.scheme})`);
   }
+  for (const u of config.listenPeerUrls) {
+    if (u.scheme !== 'http') throw unsupported(`--listen-peer-urls ${u.href} (scheme ${u.scheme})`);
+  }
   if (config.discovery || config.discoverySrv || config.discoveryEndpoints.length > 0) throw unsupported('discovery');
   const initialCluster = new Map<string, string[]>();
   for (const m of config.initialClusterMembers) {
@@ -40,6 +43,11 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     maxRequestBytes: config.maxRequestBytes,
     quotaBackendBytes: config.quotaBackendBytes,
     snapshotCatchupEntries: config.snapshotCatchupEntries,
+    snapshotCount: config.snapshotCount,
+    strictReconfigCheck: config.strictReconfigCheck,
+    preVote: config.preVote,
+    initialElectionTickAdvance: config.initialElectionTickAdvance,
+    forceNewCluster: config.forceNewCluster,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     walDir: config.walDir || undefined,
     electionTimeoutMs: config.electionTimeoutMs,
@@ -47,6 +55,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
     autoCompaction: config.autoCompaction,
     listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href })),
+    listenPeer: config.listenPeerUrls.map((u) => ({ host: u.host, port: u.port ?? 2380, url: u.href })),
   };
 }
 
@@ -96,7 +105,13 @@ async function main(): Promise<number> {
     logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'failed to start');
     return 1;
   }
+  let removed = false;
   await new Promise<void>((resolve) => {
+    // A member removed from its cluster stops, as etcd does.
+    options.onRemoved = () => {
+      removed = true;
+      resolve();
+    };
     const onSignal = (signal: NodeJS.Signals) => {
       logger.info({ signal }, 'received signal; shutting down');
       resolve();
@@ -104,7 +119,7 @@ async function main(): Promise<number> {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   });
-  await node.stop();
+  if (!removed) await node.stop();
   return 0;
 }
 

@@ -23,6 +23,8 @@ export const metrics = {
   dbTotalSize: new client.Gauge({ name: 'etcd_mvcc_db_total_size_in_bytes', help: 'Total size of the underlying database physically allocated in bytes.', registers: [registry] }),
   dbTotalSizeInUse: new client.Gauge({ name: 'etcd_mvcc_db_total_size_in_use_in_bytes', help: 'Total size of the underlying database logically in use in bytes.', registers: [registry] }),
   keysTotal: new client.Gauge({ name: 'etcd_debugging_mvcc_keys_total', help: 'Total number of keys.', registers: [registry] }),
+  readIndexFailed: new client.Counter({ name: 'etcd_server_read_indexes_failed_total', help: 'The total number of failed read indexes seen.', registers: [registry] }),
+  slowReadIndex: new client.Counter({ name: 'etcd_server_slow_read_indexes_total', help: 'The total number of pending read indexes not in sync with leader\'s or timed out read index requests.', registers: [registry] }),
   isLearner: new client.Gauge({ name: 'etcd_server_is_learner', help: 'Whether or not this member is a learner. 1 if is, 0 otherwise.', registers: [registry] }),
   mvccRange: new client.Counter({ name: 'etcd_mvcc_range_total', help: 'Total number of ranges seen by this member.', registers: [registry] }),
   mvccPut: new client.Counter({ name: 'etcd_mvcc_put_total', help: 'Total number of puts seen by this member.', registers: [registry] }),

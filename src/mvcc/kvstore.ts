@@ -58,7 +58,7 @@ export interface MvccLogger {
 }
 
 export class MvccStore {
-  private readonly index = new TreeIndex();
+  private index = new TreeIndex();
   /** The newest revision. */
   currentRev = 1;
   /** Reads below this revision fail with "compacted". */
@@ -78,6 +78,25 @@ export class MvccStore {
   /** Loads metadata and rebuilds the in-memory index from every stored revision, logging progress. */
   static async open(backend: Backend, log?: MvccLogger): Promise<MvccStore> {
     const store = new MvccStore(backend);
+    await store.load(log);
+    return store;
+  }
+
+  /**
+   * Rebuilds everything from the backend, whose content was replaced wholesale (a Raft snapshot from
+   * the leader). Waits for a running compaction first; the new lease attachments are in
+   * `restoredLeaseAttachments` as after open().
+   */
+  async reload(log?: MvccLogger): Promise<void> {
+    await this.compaction.catch(() => undefined);
+    this.index = new TreeIndex();
+    this.unflushed.clear();
+    await this.load(log);
+  }
+
+  private async load(log?: MvccLogger): Promise<void> {
+    const store = this;
+    const backend = this.backend;
     const cur = backend.getSync(META_CURRENT_REV);
     store.currentRev = cur ? readU64(cur, 0) : 1;
     const sched = backend.getSync(META_SCHEDULED_COMPACT);
@@ -107,7 +126,6 @@ export class MvccStore {
     }
     store.restoredLeaseAttachments = leased;
     log?.info({ revisions: n, currentRevision: store.currentRev, compactRevision: store.compactRev, tookMs: Date.now() - started }, 'restored mvcc store');
-    return store;
   }
 
   private readValues(revs: Revision[], pending?: Map<string, Buffer>): KeyValue[] {

@@ -124,6 +124,18 @@ export class WatchableStore {
     return w;
   }
 
+  /**
+   * The store's content was replaced (a Raft snapshot): every synced watcher catches up from the stored
+   * history like a new one — or is canceled as compacted if its next revision is gone.
+   */
+  resync(): void {
+    for (const w of [...this.synced]) {
+      this.removeSynced(w);
+      this.unsynced.add(w);
+    }
+    this.schedule();
+  }
+
   cancel(w: Watcher): void {
     w.canceled = true;
     this.removeSynced(w);

@@ -96,7 +96,7 @@ export interface AlarmMember {
 /** What a member writes to its log: one client write. */
 export interface InternalRequest {
   id: string;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm' | 'lease_grant' | 'lease_revoke';
+  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm' | 'lease_grant' | 'lease_revoke' | 'member_attr';
   put?: PutRequest;
   delete_range?: DeleteRangeRequest;
   txn?: TxnRequest;
@@ -104,6 +104,7 @@ export interface InternalRequest {
   alarm?: AlarmRequest;
   lease_grant?: LeaseGrantRequest;
   lease_revoke?: LeaseRevokeRequest;
+  member_attr?: { member_id: string; name: string; client_urls: string[] };
 }
 
 export interface LeaseGrantRequest {

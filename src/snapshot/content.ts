@@ -19,7 +19,14 @@ export const META_KEYS = {
   term: prefixed(Prefix.meta, 'raft/term'),
   appliedIndex: prefixed(Prefix.meta, 'raft/appliedIndex'),
   memberPrefix: prefixed(Prefix.meta, 'members/'),
+  /** removed member ids and refused membership changes: facts of the old cluster's log */
+  removedPrefix: prefixed(Prefix.meta, 'removed/'),
+  rejectedPrefix: prefixed(Prefix.meta, 'ccrejected/'),
 };
+
+function hasPrefix(key: Buffer, prefix: Buffer): boolean {
+  return key.length >= prefix.length && key.subarray(0, prefix.length).equals(prefix);
+}
 
 /**
  * True for stored keys that describe the member and its cluster rather than the data: a restore drops
@@ -33,7 +40,9 @@ export function isMemberIdentityKey(key: Buffer): boolean {
     key.equals(META_KEYS.memberId) ||
     key.equals(META_KEYS.term) ||
     key.equals(META_KEYS.appliedIndex) ||
-    (key.length >= META_KEYS.memberPrefix.length && key.subarray(0, META_KEYS.memberPrefix.length).equals(META_KEYS.memberPrefix))
+    hasPrefix(key, META_KEYS.memberPrefix) ||
+    hasPrefix(key, META_KEYS.removedPrefix) ||
+    hasPrefix(key, META_KEYS.rejectedPrefix)
   );
 }
 

@@ -368,8 +368,67 @@ export class Backend {
   }
 
   private async defragmentNow(log?: BackendLogger): Promise<DefragmentResult> {
-    if (this.closed) throw new Error('backend is closed');
     const started = Date.now();
+    let sizeBefore = 0;
+    let keys = 0;
+    const generation = await this.switchGeneration((fresh) => {
+      sizeBefore = this.sizeOnDisk();
+      log?.info({ 'db-size-bytes': sizeBefore, from: this.location.current }, 'defragmenting: copying live data into a new database');
+      keys = this.copyAllSync(fresh, log);
+    });
+    const result = { sizeBefore, sizeAfter: this.sizeOnDisk(), keys, generation, tookMs: Date.now() - started };
+    log?.info({ 'db-size-bytes-before': result.sizeBefore, 'db-size-bytes-after': result.sizeAfter, keys, generation, 'took-ms': result.tookMs }, 'defragmented database');
+    return result;
+  }
+
+  /**
+   * Replaces the whole content with the pairs `fill` hands to `put` (a leader's state arriving as a Raft
+   * snapshot): written into a fresh generation, fsynced, then switched to exactly as defragment switches.
+   * `fill` runs synchronously; if it throws, nothing changes.
+   */
+  replaceContent(fill: (put: (key: Buffer, value: Buffer) => void) => void): Promise<number> {
+    const previous = this.defragging?.catch(() => undefined) ?? Promise.resolve();
+    const run = previous.then(() =>
+      this.switchGeneration((fresh) => {
+        const sink = fresh as unknown as RawDb;
+        let batch = sink._chainedBatch();
+        let pending = 0;
+        const write = (sync: boolean) => {
+          try {
+            batch._writeSync({ sync });
+          } finally {
+            batch._closeSync();
+            sink.detachResource(batch);
+          }
+        };
+        try {
+          fill((key, value) => {
+            batch._put(key, value, NO_OPTIONS);
+            pending += key.length + value.length;
+            if (pending >= DEFRAG_BATCH_BYTES) {
+              write(false);
+              batch = sink._chainedBatch();
+              pending = 0;
+            }
+          });
+        } catch (err) {
+          batch._closeSync();
+          sink.detachResource(batch);
+          throw err;
+        }
+        write(true);
+      }),
+    );
+    this.defragging = run.then(() => ({ sizeBefore: 0, sizeAfter: 0, keys: 0, generation: this.generation, tookMs: 0 }));
+    return run;
+  }
+
+  /**
+   * Opens the next generation, waits for running scans and holds new ones, runs `fill` on it (synchronous:
+   * nothing else touches this backend meanwhile), then points the database at it and drops the old one.
+   */
+  private async switchGeneration(fill: (fresh: RocksLevel<Buffer, Buffer>) => void): Promise<number> {
+    if (this.closed) throw new Error('backend is closed');
     const from = this.location;
     const generation = from.generation + 1;
     const to: DbLocation = { ...from, current: generationDir(from.parent, from.base, generation), generation };
@@ -382,10 +441,8 @@ export class Backend {
     try {
       if (this.inflight > 0) await new Promise<void>((resolve) => (this.onIdle = resolve));
       if (this.closed) throw new Error('backend is closed');
-      const sizeBefore = this.sizeOnDisk();
-      log?.info({ 'db-size-bytes': sizeBefore, from: from.current, to: to.current }, 'defragmenting: copying live data into a new database');
       // ---- synchronous from here to the switch: nothing else runs on this backend meanwhile ----
-      const keys = this.copyAllSync(fresh, log);
+      fill(fresh);
       writePointer(to, path.basename(to.current));
       const old = this.db;
       this.db = fresh;
@@ -396,9 +453,7 @@ export class Backend {
       releaseGate();
       await old.close();
       fs.rmSync(from.current, { recursive: true, force: true });
-      const result = { sizeBefore, sizeAfter: this.sizeOnDisk(), keys, generation, tookMs: Date.now() - started };
-      log?.info({ 'db-size-bytes-before': result.sizeBefore, 'db-size-bytes-after': result.sizeAfter, keys, generation, 'took-ms': result.tookMs }, 'defragmented database');
-      return result;
+      return generation;
     } finally {
       if (this.gate) {
         this.gate = undefined;

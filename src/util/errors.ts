@@ -36,7 +36,37 @@ export const Errors = {
   timeout: e(S.UNAVAILABLE, 'etcdserver: request timed out'),
   corrupt: e(S.DATA_LOSS, 'etcdserver: corrupt cluster'),
   canceled: e(S.CANCELLED, 'etcdserver: request canceled'),
+  timeoutDueToLeaderFail: e(S.UNAVAILABLE, 'etcdserver: request timed out, possibly due to previous leader failure'),
+  timeoutDueToConnectionLost: e(S.UNAVAILABLE, 'etcdserver: request timed out, possibly due to connection lost'),
+  leaderChanged: e(S.UNAVAILABLE, 'etcdserver: leader changed'),
+  notLeader: e(S.FAILED_PRECONDITION, 'etcdserver: not leader'),
+  unhealthy: e(S.UNAVAILABLE, 'etcdserver: unhealthy cluster'),
+  memberExist: e(S.FAILED_PRECONDITION, 'etcdserver: member ID already exist'),
+  peerURLExist: e(S.FAILED_PRECONDITION, 'etcdserver: Peer URLs already exists'),
+  memberNotEnoughStarted: e(S.FAILED_PRECONDITION, 'etcdserver: re-configuration failed due to not enough started members'),
+  memberBadURLs: e(S.INVALID_ARGUMENT, 'etcdserver: given member URLs are invalid'),
+  memberNotLearner: e(S.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member'),
+  learnerNotReady: e(S.FAILED_PRECONDITION, 'etcdserver: can only promote a learner member which is in sync with leader'),
+  tooManyLearners: e(S.FAILED_PRECONDITION, 'etcdserver: too many learner members in cluster'),
+  notSupportedForLearner: e(S.FAILED_PRECONDITION, 'etcdserver: rpc not supported for learner'),
+  // etcd has no gRPC mapping for these: they reach clients with code Unknown
+  timeoutLeaderTransfer: e(S.UNKNOWN, 'etcdserver: request timed out, leader transfer took too long'),
+  memberRemoved: e(S.UNKNOWN, 'etcdserver: the member has been permanently removed from the cluster'),
+  badLeaderTransferee: e(S.FAILED_PRECONDITION, 'etcdserver: bad leader transferee'),
 } as const;
+
+/** Rebuilds an error that crossed the peer transport as text ("code|message") into the same EtcdError. */
+export function errorFromWire(text: string): Error {
+  const bar = text.indexOf('|');
+  const code = Number(text.slice(0, bar));
+  if (bar > 0 && Number.isInteger(code)) return new EtcdError(code as GrpcStatus, text.slice(bar + 1));
+  return new Error(text);
+}
+
+export function errorToWire(err: unknown): string {
+  if (err instanceof EtcdError) return `${err.code}|${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
 
 export function isEtcdError(err: unknown): err is EtcdError {
   return err instanceof EtcdError;
