@@ -8,7 +8,7 @@ import { leaseService } from './api/lease';
 import { electionService } from './api/election';
 import { lockService } from './api/lock';
 import { ETCD_API_VERSION, EtcdServer, FetchedCluster, Member, ServerOptions, idToHex } from './server';
-import { PeerTransport, fetchClusterMembers } from './transport';
+import { PEER_SERVER_OPTIONS, PeerTransport, fetchClusterMembers } from './transport';
 import { errorToWire } from './util/errors';
 import { metrics } from './metrics';
 import { AutoCompactionConfig, AutoCompactor } from './server/compactor';
@@ -56,6 +56,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       if (!server) throw new Error('not started');
       await server.receiveSnapshot(msg, body);
     },
+    // a peer answered 410 Gone: this member was removed while it was away (etcd stops then too)
+    onRemoved: () => server?.onRemoved?.(),
     membersJson: () => ({ members: (server?.memberList() ?? []).map(memberJson) }),
     isRemoved: (id) => server?.isRemoved(id) ?? false,
     onLeaderCall: async (op, body) => {
@@ -68,7 +70,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       }
     },
   });
-  const peerServer = http.createServer(transport.handler.bind(transport));
+  const peerServer = http.createServer(PEER_SERVER_OPTIONS, transport.handler);
   peerServer.keepAliveTimeout = 60_000;
   const peerPorts: number[] = [];
   const fetchCluster = async (): Promise<FetchedCluster> => {

@@ -620,7 +620,8 @@ export class EtcdServer {
       }
       case 'promote': {
         if (!this.isLeader()) throw Errors.notLeader();
-        return this.promoteAsLeader(BigInt(b.id));
+        await this.promoteAsLeader(BigInt(b.id));
+        return {};
       }
       default:
         throw new Error(`unknown leader call ${JSON.stringify(op)}`);

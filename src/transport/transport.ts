@@ -103,14 +103,24 @@ export interface PeerTransportOptions {
   isRemoved(id: bigint): boolean;
   /** leader-side calls a follower forwards (e.g. member promote): op name + JSON body -> JSON result or throw Error */
   onLeaderCall(op: string, body: unknown): Promise<unknown>;
+  /** a peer answered 410 Gone: this member was removed from the cluster (called once) */
+  onRemoved?(): void;
   /** limits and timeouts (defaults: DEFAULT_TUNING) */
   tuning?: Partial<PeerTransportTuning>;
 }
 
-/** The one place peer HTTP agents are made (TLS will plug in here). */
+/**
+ * The one place peer HTTP agents are made (TLS will plug in here). Idle pooled connections are closed
+ * after 4 s, before node's default 5 s server keep-alive: reusing a connection the server is closing
+ * at that very moment fails the request, which would show up as a spurious "peer became inactive"
+ * (follower-to-follower links idle until a leader change).
+ */
 function createPeerAgent(): http.Agent {
-  return new http.Agent({ keepAlive: true, scheduling: 'lifo' });
+  return new http.Agent({ keepAlive: true, scheduling: 'lifo', timeout: 4000 });
 }
+
+/** Errors that prove a request never reached the peer (so trying another URL cannot run it twice). */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 /** Parse a peer URL; only http for now. Throws an Error naming the URL. */
 export function parsePeerUrl(raw: string): URL {
@@ -261,6 +271,8 @@ function simpleRequest(o: SimpleRequest): Promise<SimpleResponse> {
 interface Peer {
   id: bigint;
   label: string;
+  /** the URLs as given (to recognise an update that changes nothing) */
+  urlsGiven: string[];
   urls: URL[];
   /** index of the URL in use; moves on after a failure */
   urlIndex: number;
@@ -298,7 +310,10 @@ export class PeerTransport {
 
   constructor(opts: PeerTransportOptions) {
     this.opts = opts;
-    this.tuning = { ...DEFAULT_TUNING, ...opts.tuning };
+    this.tuning = { ...DEFAULT_TUNING };
+    for (const [k, v] of Object.entries(opts.tuning ?? {})) {
+      if (v !== undefined) this.tuning[k as keyof PeerTransportTuning] = v;
+    }
     this.log = opts.logger;
     this.localId = opts.localId;
     this.localLabel = idLabel(opts.localId);
@@ -335,6 +350,7 @@ export class PeerTransport {
     const peer: Peer = {
       id,
       label: idLabel(id),
+      urlsGiven: [...urls],
       urls: this.parseUrls(id, urls),
       urlIndex: 0,
       queue: [],
@@ -349,7 +365,10 @@ export class PeerTransport {
     this.log.info({ 'local-member-id': this.localLabel, 'remote-peer-id': peer.label, 'remote-peer-urls': urls }, 'added remote peer');
   }
 
-  /** New URLs for a peer (a member update); an unknown peer is added. The backoff is cleared. */
+  /**
+   * New URLs for a peer (a member update); an unknown peer is added. Unchanged URLs are a no-op (the
+   * server may replay membership on restart); changed ones clear the backoff.
+   */
   updatePeer(id: bigint, urls: string[]): void {
     if (this.closed) return;
     const peer = this.peers.get(id);
@@ -357,6 +376,8 @@ export class PeerTransport {
       this.addPeer(id, urls);
       return;
     }
+    if (peer.urlsGiven.length === urls.length && peer.urlsGiven.every((u, i) => u === urls[i])) return;
+    peer.urlsGiven = [...urls];
     peer.urls = this.parseUrls(id, urls);
     peer.urlIndex = 0;
     peer.backoffMs = 0;
@@ -559,12 +580,14 @@ export class PeerTransport {
     if (err instanceof PeerHttpError && err.status === 410 && !this.removedLogged) {
       this.removedLogged = true;
       this.log.error({ 'local-member-id': this.localLabel, 'remote-peer-id': peer.label }, 'this member has been permanently removed from the cluster (a peer answered 410 Gone)');
+      const onRemoved = this.opts.onRemoved;
+      if (onRemoved) setImmediate(() => onRemoved());
     }
     this.setInactive(peer, err);
     this.log.debug({ 'remote-peer-id': peer.label, error: err.message, 'dropped-messages': dropped }, 'failed to send raft messages to peer');
     peer.backoffMs = peer.backoffMs === 0 ? this.tuning.backoffStartMs : Math.min(peer.backoffMs * 2, this.tuning.backoffMaxMs);
     peer.unreachableReported = true;
-    this.callback('onUnreachable', () => this.opts.onUnreachable(peer.id));
+    this.reportUnreachable(peer);
     peer.backoffTimer = setTimeout(() => {
       peer.backoffTimer = undefined;
       peer.unreachableReported = false;
@@ -704,8 +727,8 @@ export class PeerTransport {
   // Leader calls
 
   /**
-   * POST a leader call to a peer (tries its URLs in turn within timeoutMs). Resolves with the remote
-   * result; a remote Error arrives as Error(remote message).
+   * POST a leader call to a peer within timeoutMs (moving on to its next URL only when a connection
+   * could not be made). Resolves with the remote result; a remote Error arrives as Error(remote message).
    */
   async callPeer(id: bigint, op: string, body: unknown, timeoutMs: number): Promise<unknown> {
     if (this.closed) throw new Error('peer transport is closed');
@@ -738,7 +761,9 @@ export class PeerTransport {
       } catch (err) {
         if (this.closed) throw new Error('peer transport is closed');
         failures.push(`${url.origin}: ${errorMessage(err)}`);
-        continue; // the peer did not answer on this URL: try the next
+        // Only a request that surely never arrived may go to the next URL: leader calls need not be idempotent.
+        if (NOT_SENT_CODES.has((err as NodeJS.ErrnoException).code ?? '')) continue;
+        break;
       }
       return interpretLeaderAnswer(r);
     }
