@@ -95,13 +95,12 @@ export class MvccStore {
   }
 
   private async load(log?: MvccLogger): Promise<void> {
-    const store = this;
     const backend = this.backend;
     const cur = backend.getSync(META_CURRENT_REV);
-    store.currentRev = cur ? readU64(cur, 0) : 1;
+    this.currentRev = cur ? readU64(cur, 0) : 1;
     const sched = backend.getSync(META_SCHEDULED_COMPACT);
     const fin = backend.getSync(META_FINISHED_COMPACT);
-    store.compactRev = sched ? readU64(sched, 0) : 0;
+    this.compactRev = sched ? readU64(sched, 0) : 0;
     let n = 0;
     const started = Date.now();
     const leased = new Map<string, string>();
@@ -109,23 +108,23 @@ export class MvccStore {
       const { rev, tombstone } = parseRevKey(key);
       const kv = decodeKeyValue(value);
       const k = kv.key.toString('latin1');
-      store.index.restore(k, rev, tombstone);
+      this.index.restore(k, rev, tombstone);
       // Revisions arrive in order, so the last one seen per key says which lease holds it now.
       if (tombstone || kv.lease === '0') leased.delete(k);
       else leased.set(k, kv.lease);
       n++;
       if (log && n % 100000 === 0) log.info({ revisions: n }, 'rebuilding key index');
     });
-    if (store.compactRev > 0) {
-      store.index.compact(store.compactRev);
+    if (this.compactRev > 0) {
+      this.index.compact(this.compactRev);
       const finished = fin ? readU64(fin, 0) : 0;
-      if (finished < store.compactRev) {
+      if (finished < this.compactRev) {
         // A compaction was scheduled but its physical deletion did not finish before a restart.
-        store.compaction = store.deleteCompacted(store.compactRev);
+        this.compaction = this.deleteCompacted(this.compactRev);
       }
     }
-    store.restoredLeaseAttachments = leased;
-    log?.info({ revisions: n, currentRevision: store.currentRev, compactRevision: store.compactRev, tookMs: Date.now() - started }, 'restored mvcc store');
+    this.restoredLeaseAttachments = leased;
+    log?.info({ revisions: n, currentRevision: this.currentRev, compactRevision: this.compactRev, tookMs: Date.now() - started }, 'restored mvcc store');
   }
 
   private readValues(revs: Revision[], pending?: Map<string, Buffer>): KeyValue[] {
