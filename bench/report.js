@@ -6,11 +6,15 @@
 //   node bench/report.js --profile-top FILE.cpuprofile [N]
 //
 // Inputs (environment, set by run.sh):
-//   BENCH_RESULTS   dir with manifest.tsv, servers.tsv, profiles.tsv and the benchmark outputs
+//   BENCH_RESULTS   dir with manifest.tsv, servers.tsv, profiles.tsv and the benchmark outputs; for
+//                   the 3-member clusters cluster.tsv, cluster-members.tsv, cluster-info.tsv and
+//                   cluster-warnings.<target>.log
 //   BENCH_BIN_DIR   reference tools dir (for `etcd --version`)
 //   BENCH_TARGETS   targets in run order
 //   BENCH_ELAPSED   seconds the runs took
 //   BENCH_LOADAVG   /proc/loadavg when the run started
+//   BENCH_LOADAVG_END        /proc/loadavg when the runs were done
+//   BENCH_CLUSTER_ELAPSED    seconds the 3-member cluster runs took (empty when not run)
 'use strict';
 
 const fs = require('fs');
@@ -288,6 +292,143 @@ function fmtRatio(a, b) {
   return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 }
 
+/** Distinct warn/error log messages of a cluster run: [{ phase, msg, count, members }], by phase then count. */
+function warningDigest(file) {
+  if (!fs.existsSync(file)) return [];
+  const byKey = new Map();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const [member, phase, ...rest] = line.split('\t');
+    const text = rest.join('\t');
+    let msg;
+    try {
+      const j = JSON.parse(text);
+      msg = String(j.msg ?? text);
+      // etcd's "…failed" lines are only told apart by their error.
+      if (j.error && /fail|lost|error|inactive|closed/i.test(msg)) msg += ` (${String(j.error).replace(/[0-9a-f]{16}|\d+\.\d+\.\d+\.\d+:\d+/g, '…')})`;
+    } catch {
+      msg = text;
+    }
+    msg = msg.replace(/\s+/g, ' ').trim();
+    if (msg.length > 160) msg = `${msg.slice(0, 157)}…`;
+    const key = `${phase}\u0000${msg}`;
+    const e = byKey.get(key) || { phase, msg, count: 0, members: new Set() };
+    e.count++;
+    e.members.add(member);
+    byKey.set(key, e);
+  }
+  const order = { start: 0, run: 1, stop: 2 };
+  return [...byKey.values()].sort((a, b) => (order[a.phase] ?? 9) - (order[b.phase] ?? 9) || b.count - a.count);
+}
+
+/** The "3-member cluster" section. */
+function renderCluster(L, ctx) {
+  const { targets, base, cand, haveBoth, clusterConfigs, clusterResults, clusterCommands, clusterMembers, clusterLeaders, resultsDir, cfgTitle } = ctx;
+  const esc = (x) => String(x).replace(/\|/g, '\\|');
+  const wlName = { put: 'put', 'range-l': 'range, linearizable', 'range-s': 'range, serializable' };
+  L.push('## 3-member cluster');
+  L.push('');
+  L.push('For each target, in the same order, a fresh 3-member cluster (members `m1`..`m3`) is started on free 127.0.0.1');
+  L.push('ports with fresh temporary data dirs and a unique `--initial-cluster-token`; once `/health` answers on all three');
+  L.push('members, the range key is written (`etcdctl put`) and the workloads below run in the order shown, each given all');
+  L.push('three client endpoints (`benchmark` spreads its connections over them round-robin, so writes sent to a follower');
+  L.push('are forwarded to the leader, and serializable reads are answered by whichever member got them). The leader and');
+  L.push('each member\'s counters are then read from `/metrics`, and all three members are stopped (SIGTERM) together.');
+  L.push('All three members and the client share the machine\'s cores.');
+  L.push('');
+  L.push('```sh');
+  const flags = (m, i) => `--name=${m} --data-dir=<tmp>/${m} \\\n    --listen-client-urls=http://127.0.0.1:<client-port-${i}> --advertise-client-urls=http://127.0.0.1:<client-port-${i}> \\\n    --listen-peer-urls=http://127.0.0.1:<peer-port-${i}> --initial-advertise-peer-urls=http://127.0.0.1:<peer-port-${i}> \\\n    --initial-cluster=m1=http://127.0.0.1:<peer-port-1>,m2=http://127.0.0.1:<peer-port-2>,m3=http://127.0.0.1:<peer-port-3> \\\n    --initial-cluster-token=<unique> --initial-cluster-state=new`;
+  L.push('# member m1 (m2 and m3 alike, with their own name, data dir and ports)');
+  if (targets.includes('etcd')) L.push(`etcd ${flags('m1', 1)}`);
+  if (targets.includes('etcd-ts')) L.push(`node dist/src/bin/etcd-ts.js ${flags('m1', 1)}`);
+  L.push('```');
+  L.push('');
+  L.push('```sh');
+  for (const c of clusterConfigs) {
+    L.push(`# ${cfgTitle[c] || c}`);
+    for (const cmd of Object.values(clusterCommands[c])) L.push(cmd);
+  }
+  L.push('```');
+  L.push('');
+  L.push('Rates in requests per second, latencies in milliseconds as measured by the client; ratios are etcd-ts / etcd.');
+  L.push('');
+  const cols = targets.filter((t) => clusterConfigs.some((c) => Object.values(clusterResults[c]).some((r) => r[t])));
+  const hdr = ['Configuration', 'Workload'];
+  const align = ['---', '---'];
+  for (const label of ['req/s', 'p50', 'p99']) {
+    for (const t of cols) { hdr.push(`${t} ${label}`); align.push('---:'); }
+    if (haveBoth) { hdr.push(`${label} ratio`); align.push('---:'); }
+  }
+  L.push(`| ${hdr.join(' | ')} |`);
+  L.push(`|${align.join('|')}|`);
+  for (const c of clusterConfigs) {
+    for (const [w, row] of Object.entries(clusterResults[c])) {
+      const cells = [cfgTitle[c] || c, wlName[w] || w];
+      for (const [metric, fmt] of [['rps', fmtRps], ['p50', fmtMs], ['p99', fmtMs]]) {
+        for (const t of cols) cells.push(fmt(row[t]?.['']?.[metric]));
+        if (haveBoth) cells.push(fmtRatio(row[cand]?.['']?.[metric], row[base]?.['']?.[metric]));
+      }
+      L.push(`| ${cells.map(esc).join(' | ')} |`);
+    }
+  }
+  L.push('');
+  // Full latency distribution, one table per configuration and workload (as in the single-member sections).
+  L.push('<details><summary>Average, p90 and slowest</summary>');
+  L.push('');
+  L.push(`| Configuration | Workload | Metric | ${cols.join(' | ')}${haveBoth ? ' | etcd-ts / etcd' : ''} |`);
+  L.push(`|---|---|---|${cols.map(() => '---:').join('|')}${haveBoth ? '|---:' : ''}|`);
+  for (const c of clusterConfigs) {
+    for (const [w, row] of Object.entries(clusterResults[c])) {
+      for (const [label, key] of [['Average (ms)', 'avg'], ['p90 (ms)', 'p90'], ['Slowest (ms)', 'slowest']]) {
+        const cells = cols.map((t) => fmtMs(row[t]?.['']?.[key]));
+        const ratio = haveBoth ? ` | ${fmtRatio(row[cand]?.['']?.[key], row[base]?.['']?.[key])}` : '';
+        L.push(`| ${esc(cfgTitle[c] || c)} | ${wlName[w] || w} | ${label} | ${cells.join(' | ')}${ratio} |`);
+      }
+    }
+  }
+  L.push('');
+  L.push('</details>');
+  L.push('');
+
+  if (clusterMembers.length) {
+    L.push('### Cluster members');
+    L.push('');
+    L.push('| Target | Member | Role | Start → all healthy | Peak RSS | Leader changes seen | Failed proposals | Warn/error log lines (while the workloads ran) | Shutdown |');
+    L.push('|---|---|---|---:|---:|---:|---:|---:|---|');
+    for (const m of clusterMembers) {
+      const rss = m.rss ? `${(Number(m.rss) / 1024).toFixed(0)} MiB` : '—';
+      L.push(`| ${m.target} | ${m.member} | ${m.role} | ${m.start} s | ${rss} | ${m.leaderChanges || '—'} | ${m.proposalsFailed || '—'} | ${m.warns} (${m.runWarns ?? '?'}) | ${esc(m.stop)} |`);
+    }
+    L.push('');
+    const notes = [];
+    for (const t of targets) {
+      const l = clusterLeaders[t];
+      if (!l) continue;
+      notes.push(l.start === l.end ? `${t}: ${l.start} led throughout` : `**${t}: the leader changed during the workloads (${l.start} → ${l.end})**`);
+    }
+    if (notes.length) L.push(`Leader (from \`etcd_server_is_leader\` on /metrics, before the first and after the last workload): ${notes.join('; ')}.`);
+    L.push('Role, peak RSS (VmHWM) and the two counters are read from the running members after the last workload;');
+    L.push('"Leader changes seen" counts the initial election too, so 1 means no change. Shutdown times are measured from');
+    L.push('the common SIGTERM; a leader that is stopped together with its followers first tries to hand over leadership.');
+    L.push('');
+  }
+
+  const digests = targets.map((t) => [t, warningDigest(path.join(resultsDir, `cluster-warnings.${t}.log`))]).filter(([, d]) => d.length);
+  if (digests.length) {
+    L.push('Distinct warn/error log messages (JSON `msg`, with its `error` for connection failures; ids and addresses');
+    L.push('elided), by phase: start = until all three members were healthy, run = while the workloads ran, stop = from');
+    L.push('reading the metrics through shutdown.');
+    L.push('');
+    L.push('| Target | Phase | Message | Lines | Members |');
+    L.push('|---|---|---|---:|---|');
+    for (const [t, d] of digests) {
+      for (const e of d.slice(0, 15)) L.push(`| ${t} | ${e.phase} | ${esc(e.msg)} | ${e.count} | ${[...e.members].sort().join(', ')} |`);
+      if (d.length > 15) L.push(`| ${t} | | (${d.length - 15} more distinct messages) | ${d.slice(15).reduce((n, e) => n + e.count, 0)} | |`);
+    }
+    L.push('');
+  }
+}
+
 function render(outFile) {
   const resultsDir = process.env.BENCH_RESULTS;
   const binDir = process.env.BENCH_BIN_DIR;
@@ -318,6 +459,26 @@ function render(outFile) {
     profiles[name] ??= {};
     profiles[name][k] = v.join('\t');
   }
+
+  // Cluster section: clusterResults[config][workload][target], clusterCommands[config][workload].
+  const clusterResults = {};
+  const clusterCommands = {};
+  const clusterConfigs = [];
+  for (const [target, config, workload, file, command] of readTsv(path.join(resultsDir, 'cluster.tsv'))) {
+    if (!clusterConfigs.includes(config)) clusterConfigs.push(config);
+    clusterResults[config] ??= {};
+    clusterResults[config][workload] ??= {};
+    clusterResults[config][workload][target] = parseBenchmark(fs.readFileSync(file, 'utf8'), path.basename(file));
+    clusterCommands[config] ??= {};
+    clusterCommands[config][workload] = command;
+  }
+  const clusterMembers = readTsv(path.join(resultsDir, 'cluster-members.tsv')).map(
+    ([target, member, role, rss, leaderChanges, proposalsFailed, stop, warns, start, runWarns]) =>
+      ({ target, member, role, rss, leaderChanges, proposalsFailed, stop, warns, start, runWarns }),
+  );
+  const clusterLeaders = Object.fromEntries(
+    readTsv(path.join(resultsDir, 'cluster-info.tsv')).filter((r) => r[1] === 'leader').map(([t, , a, b]) => [t, { start: a, end: b }]),
+  );
 
   const base = 'etcd';
   const cand = 'etcd-ts';
@@ -357,6 +518,7 @@ function render(outFile) {
     'single-client': 'Single client (latency)',
     watch: 'Watch',
   };
+  const clusterCfgTitle = (c) => `3-member cluster, ${(cfgTitle[c] || c).replace(/^./, (x) => x.toLowerCase())}`;
   const cfgFlags = (c) => {
     const any = Object.values(commands[c] || {})[0] || '';
     return (any.match(/--conns=\S+ --clients=\S+/) || [''])[0];
@@ -376,7 +538,9 @@ function render(outFile) {
   L.push('> edit those scripts, not this file. Numbers come from the run described below and vary between machines and runs.');
   L.push('');
   const now = new Date();
-  L.push(`Run on ${now.toISOString().replace(/\.\d+Z$/, 'Z')}; the benchmark runs took ${process.env.BENCH_ELAPSED || '?'} s.`);
+  const clusterSecs = process.env.BENCH_CLUSTER_ELAPSED;
+  L.push(`Run on ${now.toISOString().replace(/\.\d+Z$/, 'Z')}; the benchmark runs took ${process.env.BENCH_ELAPSED || '?'} s` +
+    `${clusterSecs ? ` (the 3-member cluster runs ${clusterSecs} s of that)` : ''}.`);
   L.push('');
   L.push('## Machine');
   L.push('');
@@ -391,35 +555,46 @@ function render(outFile) {
   L.push(`| Reference etcd | ${m.etcd} (built with ${m.etcdGo}) |`);
   L.push(`| etcd-ts | ${m.etcdTs} |`);
   if (process.env.BENCH_LOADAVG) L.push(`| Load average at start (1/5/15 min) | ${process.env.BENCH_LOADAVG} |`);
+  if (process.env.BENCH_LOADAVG_END) L.push(`| Load average at the end (1/5/15 min) | ${process.env.BENCH_LOADAVG_END} |`);
   L.push('');
   L.push('Client (`benchmark`) and server share the same cores, so the client takes part of the CPU in every run.');
   L.push('');
 
   L.push('## Method');
   L.push('');
-  L.push(`Targets, in this order: ${targets.map((t) => `\`${t}\``).join(', ')}. For each target a fresh single member is`);
-  L.push('started on free 127.0.0.1 ports with a fresh temporary data dir, `/health` is awaited, the range key is written');
-  L.push('with `etcdctl put rangekey <256 bytes>`, the workloads below run in the order shown, then the member is stopped');
-  L.push('(SIGTERM) and its data dir removed. Both targets get exactly the same `benchmark` commands; data from earlier');
-  L.push('workloads stays in the store for later ones.');
-  L.push('');
-  L.push('Members are started as:');
-  L.push('');
-  L.push('```sh');
-  const memberFlags = '--name=bench --data-dir=<tmp> \\\n    --listen-client-urls=http://127.0.0.1:<client-port> --advertise-client-urls=http://127.0.0.1:<client-port> \\\n    --listen-peer-urls=http://127.0.0.1:<peer-port> --initial-advertise-peer-urls=http://127.0.0.1:<peer-port> \\\n    --initial-cluster=bench=http://127.0.0.1:<peer-port>';
-  if (targets.includes('etcd')) L.push(`etcd ${memberFlags}`);
-  if (targets.includes('etcd-ts') || Object.keys(profiles).length) L.push(`node dist/src/bin/etcd-ts.js ${memberFlags}`);
-  L.push('```');
-  L.push('');
-  L.push('Workloads (`benchmark` is etcd\'s `tools/benchmark`, built by `test/tools/build.sh`):');
-  L.push('');
-  L.push('```sh');
-  for (const c of configs) {
-    L.push(`# ${cfgTitle[c] || c}`);
-    for (const w of workloads) if (commands[c]?.[w]) L.push(commands[c][w]);
+  if (!configs.length) {
+    L.push(`Targets, in this order: ${targets.map((t) => `\`${t}\``).join(', ')}. The single-member section was not run`);
+    L.push('(`BENCH_SINGLE=0`); see [3-member cluster](#3-member-cluster).');
+    L.push('');
+  } else {
+    L.push(`Targets, in this order: ${targets.map((t) => `\`${t}\``).join(', ')}. For each target a fresh single member is`);
+    L.push('started on free 127.0.0.1 ports with a fresh temporary data dir, `/health` is awaited, the range key is written');
+    L.push('with `etcdctl put rangekey <256 bytes>`, the workloads below run in the order shown, then the member is stopped');
+    L.push('(SIGTERM) and its data dir removed. Both targets get exactly the same `benchmark` commands; data from earlier');
+    L.push('workloads stays in the store for later ones.');
+    if (clusterConfigs.length) {
+      L.push('');
+      L.push('The same comparison on 3-member clusters follows in [3-member cluster](#3-member-cluster).');
+    }
+    L.push('');
+    L.push('Members are started as:');
+    L.push('');
+    L.push('```sh');
+    const memberFlags = '--name=bench --data-dir=<tmp> \\\n    --listen-client-urls=http://127.0.0.1:<client-port> --advertise-client-urls=http://127.0.0.1:<client-port> \\\n    --listen-peer-urls=http://127.0.0.1:<peer-port> --initial-advertise-peer-urls=http://127.0.0.1:<peer-port> \\\n    --initial-cluster=bench=http://127.0.0.1:<peer-port>';
+    if (targets.includes('etcd')) L.push(`etcd ${memberFlags}`);
+    if (targets.includes('etcd-ts') || Object.keys(profiles).length) L.push(`node dist/src/bin/etcd-ts.js ${memberFlags}`);
+    L.push('```');
+    L.push('');
+    L.push('Workloads (`benchmark` is etcd\'s `tools/benchmark`, built by `test/tools/build.sh`):');
+    L.push('');
+    L.push('```sh');
+    for (const c of configs) {
+      L.push(`# ${cfgTitle[c] || c}`);
+      for (const w of workloads) if (commands[c]?.[w]) L.push(commands[c][w]);
+    }
+    L.push('```');
+    L.push('');
   }
-  L.push('```');
-  L.push('');
   if (haveBoth) {
     L.push('Ratios are etcd-ts / etcd: below 1× throughput means etcd-ts is slower; above 1× latency means etcd-ts is slower.');
     L.push('Latencies are in milliseconds, as measured by the client.');
@@ -445,6 +620,13 @@ function render(outFile) {
           const p99 = sum.latency ? fmtRatio(b?.p99, a?.p99) : 'n/a';
           L.push(`| ${cfgTitle[c] || c} | ${sumName(w, sum)} (${sum.unit}) | ${fmtRps(a?.rps)} | ${fmtRps(b?.rps)} | ${rate} | ${p99} |`);
         }
+      }
+    }
+    for (const c of clusterConfigs) {
+      for (const [w, row] of Object.entries(clusterResults[c])) {
+        const a = row[base]?.[''];
+        const b = row[cand]?.[''];
+        L.push(`| ${clusterCfgTitle(c)} | ${w} (req/s) | ${fmtRps(a?.rps)} | ${fmtRps(b?.rps)} | ${fmtRatio(b?.rps, a?.rps)} | ${fmtRatio(b?.p99, a?.p99)} |`);
       }
     }
     L.push('');
@@ -552,6 +734,11 @@ function render(outFile) {
   L.push('"use of closed network connection" lines on every shutdown.');
   L.push('');
 
+  if (clusterConfigs.length) renderCluster(L, {
+    targets, base, cand, haveBoth, clusterConfigs, clusterResults, clusterCommands, clusterMembers, clusterLeaders,
+    resultsDir, cfgTitle,
+  });
+
   const profNames = Object.keys(profiles);
   if (profNames.length) {
     L.push('## etcd-ts CPU profiles');
@@ -567,8 +754,16 @@ function render(outFile) {
   }
   for (const name of profNames) {
     const meta = profiles[name];
-    L.push(`### ${name === 'put' ? 'put (high concurrency)' : name}`);
+    const profTitle = { put: 'put (high concurrency)', 'cluster-put': 'put on a 3-member cluster (high concurrency): the leader' };
+    L.push(`### ${profTitle[name] || name}`);
     L.push('');
+    if (name === 'cluster-put') {
+      L.push('A fresh 3-member etcd-ts cluster (started as in [3-member cluster](#3-member-cluster)) with every member');
+      L.push('under `node --cpu-prof`, given the cluster put again; the leader (the member reporting');
+      L.push(`\`etcd_server_is_leader 1\` on /metrics after the run${meta.member ? `: ${meta.member}` : ''}) is profiled below, the followers`);
+      L.push('are summarised after it. Every request reaches the leader: puts sent to a follower are forwarded to it.');
+      L.push('');
+    }
     if (meta.command) {
       L.push('```sh');
       L.push(meta.command);
@@ -611,6 +806,24 @@ function render(outFile) {
       for (const f of p.files.slice(0, 8)) L.push(`| ${f.f.replace(/\|/g, '\\|')} | ${fmtPct(pctOf(f.us, p.total))} |`);
       L.push(`| (busy total: all non-idle samples) | ${fmtPct(pctOf(busy, p.total))} |`);
       L.push('');
+      const followers = Object.keys(meta).filter((k) => k.startsWith('follower-'));
+      if (followers.length) {
+        L.push('Followers in the same run (same profiler flags):');
+        L.push('');
+        L.push('| Follower | Busy | Garbage collector | Top functions by self time |');
+        L.push('|---|---:|---:|---|');
+        for (const k of followers) {
+          const f = meta[k];
+          if (!fs.existsSync(f)) {
+            L.push(`| ${k.slice('follower-'.length)} | — | — | no profile: ${f} |`);
+            continue;
+          }
+          const q = profileTop(f);
+          const top = q.fns.slice(0, 3).map((e) => `\`${e.fn.replace(/\|/g, '\\|')}\` ${e.loc.replace(/\|/g, '\\|')} ${fmtPct(pctOf(e.us, q.total))}`).join('; ');
+          L.push(`| ${k.slice('follower-'.length)} | ${fmtPct(pctOf(q.total - q.special['(idle)'], q.total))} | ${fmtPct(pctOf(q.special['(garbage collector)'], q.total))} | ${top} |`);
+        }
+        L.push('');
+      }
     } else {
       L.push(`**No CPU profile was written** (${meta.stop}). Node writes \`--cpu-prof\` output only when the process`);
       L.push('exits normally (including `process.exit()` from a signal handler), not when it is killed by a signal.');

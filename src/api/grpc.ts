@@ -2,7 +2,7 @@
 // and keeps the grpc_server_* metrics. Services this member does not offer yet are left unregistered, so
 // clients get gRPC's own UNIMPLEMENTED, as from an etcd built without them.
 import * as grpc from '@grpc/grpc-js';
-import { isEtcdError } from '../util/errors';
+import { Errors, isEtcdError } from '../util/errors';
 import { Logger } from '../util/logger';
 import { apiPackageDefinition } from '../util/proto';
 import { metrics } from '../metrics';
@@ -99,6 +99,28 @@ function bidi(labels: Labels, fn: BidiHandler): grpc.handleBidiStreamingCall<unk
   };
 }
 
+/** A learner serves Status and serializable Range only (etcd's isRPCSupportedForLearner). */
+function learnerGuard(deps: ApiDeps, method: string, fn: UnaryHandler): UnaryHandler {
+  return (req: never, call) => {
+    if (deps.server.isLearner && method !== 'Status' && !(method === 'Range' && (req as { serializable?: boolean }).serializable === true)) {
+      throw Errors.notSupportedForLearner();
+    }
+    return fn(req, call);
+  };
+}
+
+/** Of the streams, a learner serves Snapshot only. */
+function learnerStreamGuard(deps: ApiDeps, fn: BidiHandler): BidiHandler {
+  return (call) => {
+    if (deps.server.isLearner) {
+      const e = Errors.notSupportedForLearner();
+      call.emit('error', { code: e.code, details: e.message });
+      return;
+    }
+    fn(call);
+  };
+}
+
 export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: ServiceModule[] = []): grpc.Server {
   const { log } = deps;
   const g = new grpc.Server({
@@ -113,9 +135,14 @@ export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: 
   for (const m of modules) {
     const impl: grpc.UntypedServiceImplementation = {};
     const labels = (type: string, method: string): Labels => ({ grpc_type: type, grpc_service: m.service, grpc_method: method });
-    for (const [name, fn] of Object.entries(m.unary ?? {})) impl[name] = unary(labels('unary', name), fn, log);
+    const etcdApi = m.service.startsWith('etcdserverpb.') || m.service.startsWith('v3');
+    for (const [name, fn] of Object.entries(m.unary ?? {})) {
+      impl[name] = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, fn) : fn, log);
+    }
     for (const [name, fn] of Object.entries(m.serverStream ?? {})) impl[name] = serverStream(labels('server_stream', name), fn, log);
-    for (const [name, fn] of Object.entries(m.bidi ?? {})) impl[name] = bidi(labels('bidi_stream', name), fn);
+    for (const [name, fn] of Object.entries(m.bidi ?? {})) {
+      impl[name] = bidi(labels('bidi_stream', name), etcdApi ? learnerStreamGuard(deps, fn) : fn);
+    }
     g.addService(serviceDefinition(m.service), impl);
   }
   return g;

@@ -618,6 +618,11 @@ export class EtcdServer {
         const t = this.lessor.timeToLive(BigInt(b.id));
         return t ? { found: true, remaining: t.remaining, grantedTtl: t.grantedTtl } : { found: false, remaining: -1, grantedTtl: 0 };
       }
+      case 'member_remove': {
+        if (!this.isLeader()) throw Errors.notLeader();
+        await this.memberRemove(BigInt(b.id));
+        return {};
+      }
       case 'promote': {
         if (!this.isLeader()) throw Errors.notLeader();
         await this.promoteAsLeader(BigInt(b.id));
@@ -665,11 +670,8 @@ export class EtcdServer {
     for (const m of this.members.values()) {
       if (m.peerURLs.some((u) => urls.includes(u))) throw Errors.peerURLExist();
     }
-    if (isLearner) {
-      if ([...this.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
-    } else if (this.options.strictReconfigCheck ?? true) {
-      this.checkReadyToAddVoter();
-    }
+    if (isLearner && [...this.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
+    if (this.options.strictReconfigCheck ?? true) this.checkReadyToAdd(isLearner);
     const id = computeMemberId(urls, `${this.options.initialClusterToken}${Date.now()}${Math.random()}`);
     const member: Member = { id, name: '', peerURLs: urls, clientURLs: [], isLearner };
     const res = (await this.proposeConfChange({
@@ -687,9 +689,16 @@ export class EtcdServer {
     if (this.options.strictReconfigCheck ?? true) this.checkReadyToRemove(id);
     // A leader removing itself hands leadership to a caught-up voter first, so the cluster does not wait
     // an election timeout for a new one.
-    if (id === this.memberId && this.isLeader() && this.confState.voters.length > 1) {
-      const to = this.bestTransferee();
-      if (to !== undefined) await this.moveLeader(to).catch((err: unknown) => this.log.warn({ err }, 'leadership transfer before self-removal failed'));
+    if (id === this.memberId && this.confState.voters.length > 1) {
+      if (this.isLeader()) {
+        const to = this.bestTransferee();
+        if (to !== undefined) await this.moveLeader(to).catch((err: unknown) => this.log.warn({ err }, 'leadership transfer before self-removal failed'));
+      }
+      if (!this.isLeader()) {
+        // The leader applies it and answers: once removed, this member may never hear that it committed.
+        await this.callLeader('member_remove', { id: id.toString() });
+        return { header: this.header(), members: this.memberList().filter((m) => m.id !== id) };
+      }
     }
     const res = (await this.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) })) as {
       header: ResponseHeader;
@@ -728,46 +737,68 @@ export class EtcdServer {
     if (!m) throw Errors.memberNotFound();
     if (!m.isLearner) throw Errors.memberNotLearner();
     const progress = this.node.status().progress;
-    const leaderMatch = progress?.get(this.memberId)?.match ?? 0;
-    const learnerMatch = progress?.get(id)?.match ?? 0;
-    if (learnerMatch < leaderMatch * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+    if (!progress) throw Errors.notLeader();
+    const learner = progress.get(id);
+    if (!learner) throw Errors.memberNotFound();
+    const leaderMatch = progress.get(this.memberId)?.match ?? 0;
+    if (learner.match < leaderMatch * LEARNER_READY_PERCENT) throw Errors.learnerNotReady();
+    if (this.options.strictReconfigCheck ?? true) {
+      // the learner counts as started for the future quorum
+      const voters = this.voters();
+      const nmembers = voters.length + 1;
+      const nstarted = voters.filter((v) => v.name !== '').length + 1;
+      if (nstarted < Math.floor(nmembers / 2) + 1) throw Errors.memberNotEnoughStarted();
+    }
     return (await this.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeMember({ ...m, isLearner: false }) })) as {
       header: ResponseHeader;
       members: Member[];
     };
   }
 
-  /** etcd's strict-reconfig-check for a new voter: enough started members, and a fully connected leader. */
-  private checkReadyToAddVoter(): void {
-    const voters = [...this.members.values()].filter((m) => !m.isLearner);
-    const started = voters.filter((m) => m.name !== '').length;
-    const quorumAfter = Math.floor((voters.length + 1) / 2) + 1;
-    // one started member of two may add a third (the second has not started yet)
-    if (!(started === 1 && voters.length === 2) && started < quorumAfter) throw Errors.memberNotEnoughStarted();
-    if (!this.connectedToAllSince(Date.now() - HEALTH_INTERVAL_MS, voters.map((m) => m.id))) throw Errors.unhealthy();
+  private voters(): Member[] {
+    return [...this.members.values()].filter((m) => !m.isLearner);
   }
 
+  private numConnectedSince(since: number, ids: bigint[]): number {
+    return ids.filter((id) => this.connectedSince(id, since)).length;
+  }
+
+  /**
+   * etcd's strict-reconfig-check for an add: enough started voters for a new voter (a started member is
+   * one that published its name), and — for any add — a majority of the grown cluster connected here for
+   * the last health interval, counting the new member as down.
+   */
+  private checkReadyToAdd(isLearner: boolean): void {
+    const voters = this.voters();
+    if (!isLearner) {
+      const nmembers = voters.length + 1;
+      const nstarted = voters.filter((m) => m.name !== '').length;
+      if (!(nstarted === 1 && nmembers === 2) && nstarted < Math.floor(nmembers / 2) + 1) throw Errors.memberNotEnoughStarted();
+    }
+    if (voters.length > 1) {
+      const connected = this.numConnectedSince(Date.now() - HEALTH_INTERVAL_MS, voters.map((m) => m.id));
+      if (connected < Math.floor((voters.length + 1) / 2) + 1) throw Errors.unhealthy();
+    }
+  }
+
+  /** ...and for a remove: the voters that stay are enough started members, and a connected quorum. */
   private checkReadyToRemove(id: bigint): void {
     const target = this.members.get(id);
     if (!target || target.isLearner) return;
-    const voters = [...this.members.values()].filter((m) => !m.isLearner && m.id !== id);
-    const started = voters.filter((m) => m.name !== '').length;
-    const quorum = Math.floor(voters.length / 2) + 1;
-    if (started < quorum) throw Errors.memberNotEnoughStarted();
-    // the members that stay must still form a connected quorum
-    const since = Date.now() - HEALTH_INTERVAL_MS;
-    const connected = voters.filter((m) => m.id === this.memberId || this.connectedSince(m.id, since)).length;
-    if (connected < quorum) throw Errors.unhealthy();
+    const voters = this.voters();
+    const staying = voters.filter((m) => m.id !== id);
+    const nstarted = staying.filter((m) => m.name !== '').length;
+    if (nstarted < Math.floor(staying.length / 2) + 1) throw Errors.memberNotEnoughStarted();
+    // a member that is down is safe to remove: it is not part of the active quorum
+    if (id !== this.memberId && this.transport?.activeSince(id) === undefined) return;
+    const active = this.numConnectedSince(Date.now() - HEALTH_INTERVAL_MS, voters.map((m) => m.id));
+    if (active - 1 < 1 + Math.floor((voters.length - 1) / 2)) throw Errors.unhealthy();
   }
 
   private connectedSince(id: bigint, since: number): boolean {
     if (id === this.memberId) return true;
     const t = this.transport?.activeSince(id);
     return t !== undefined && t <= since;
-  }
-
-  private connectedToAllSince(since: number, ids: bigint[]): boolean {
-    return ids.every((id) => this.connectedSince(id, since));
   }
 
   private bestTransferee(): bigint | undefined {
@@ -1219,11 +1250,14 @@ export class EtcdServer {
     writeSnapshotFile(this.backend, dir, { storageVersion: STORAGE_VERSION, etcdVersion: ETCD_API_VERSION, createdAt: new Date().toISOString() }, this.log)
       .then(async (file) => {
         try {
-          const reader = file.handle.createReadStream({ start: 0, autoClose: false });
+          // the content, then its SHA-256: the layout of a saved snapshot file, checked on receipt
+          const sha = crypto.createHash('sha256');
+          const reader = file.handle.createReadStream({ start: 0, end: file.size - 1, autoClose: false });
           for await (const chunk of reader) {
+            sha.update(chunk as Buffer);
             if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
           }
-          out.end();
+          out.end(sha.digest());
         } finally {
           await file.dispose();
         }

@@ -290,7 +290,17 @@ interface Peer {
   /** snapshot uploads in flight */
   snapshots: Set<http.ClientRequest>;
   removed: boolean;
+  /** when the last /raft POST left (ms); an idle peer gets an empty one now and then (see probe) */
+  lastSentAt: number;
+  probeDue: boolean;
 }
+
+/**
+ * An idle link (follower to follower, or everything while a member waits) carries an empty /raft POST
+ * this often, so "reachable since" stays true to what the network does: strict reconfiguration checks
+ * and timeout explanations depend on it, as they do on etcd's always-open peer streams.
+ */
+const PROBE_INTERVAL_MS = 1000;
 
 export class PeerTransport {
   private readonly opts: PeerTransportOptions;
@@ -317,6 +327,20 @@ export class PeerTransport {
     this.log = opts.logger;
     this.localId = opts.localId;
     this.localLabel = idLabel(opts.localId);
+    this.probeTimer = setInterval(() => this.probe(), PROBE_INTERVAL_MS);
+    this.probeTimer.unref();
+  }
+
+  private readonly probeTimer: NodeJS.Timeout;
+
+  private probe(): void {
+    const now = Date.now();
+    for (const peer of this.peers.values()) {
+      if (peer.inflight === undefined && peer.queue.length === 0 && now - peer.lastSentAt >= PROBE_INTERVAL_MS) {
+        peer.probeDue = true;
+        this.pump(peer);
+      }
+    }
   }
 
   /**
@@ -360,6 +384,8 @@ export class PeerTransport {
       active: false,
       snapshots: new Set(),
       removed: false,
+      lastSentAt: 0,
+      probeDue: false,
     };
     this.peers.set(id, peer);
     this.log.info({ 'local-member-id': this.localLabel, 'remote-peer-id': peer.label, 'remote-peer-urls': urls }, 'added remote peer');
@@ -507,7 +533,10 @@ export class PeerTransport {
 
   /** Start the next /raft POST for a peer if it is idle and has something queued. */
   private pump(peer: Peer): void {
-    if (this.closed || peer.removed || peer.inflight !== undefined || peer.backoffTimer !== undefined || peer.queue.length === 0) return;
+    if (this.closed || peer.removed || peer.inflight !== undefined || peer.backoffTimer !== undefined) return;
+    if (peer.queue.length === 0 && !peer.probeDue) return;
+    peer.probeDue = false;
+    peer.lastSentAt = Date.now();
     const batch = this.takeBatch(peer);
     peer.overflowed = false;
     let body: Buffer;
@@ -1033,6 +1062,7 @@ export class PeerTransport {
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
+    clearInterval(this.probeTimer);
     for (const peer of this.peers.values()) this.stopPeer(peer);
     this.peers.clear();
     for (const req of this.calls) req.destroy(new Error('peer transport is closed'));

@@ -168,20 +168,26 @@ describe('a 3-member etcd-ts cluster', () => {
   test('SIGKILL of the leader under write load: a new leader, every acknowledged write on every member', async () => {
     const leader = await waitLeader(nodes);
     const load = writeLoad(nodes, 'kill');
-    await sleep(1500);
-    const ackedBefore = load.acked.size;
-    leader.kill('SIGKILL');
-    await leader.waitExit();
-    const others = nodes.filter((n) => n !== leader);
-    const t0 = Date.now();
-    const newLeader = await waitLeader(others, 15_000);
-    const electionMs = Date.now() - t0;
-    expect(newLeader).not.toBe(leader);
-    await sleep(1500); // writes continue on the new leader
-    const ackedDuring = load.acked.size;
-    await leader.restart();
-    await sleep(1000);
-    await load.stop();
+    let ackedBefore = 0;
+    let ackedDuring = 0;
+    let electionMs = 0;
+    try {
+      await sleep(1500);
+      ackedBefore = load.acked.size;
+      leader.kill('SIGKILL');
+      await leader.waitExit();
+      const others = nodes.filter((n) => n !== leader);
+      const t0 = Date.now();
+      const newLeader = await waitLeader(others, 15_000);
+      electionMs = Date.now() - t0;
+      expect(newLeader).not.toBe(leader);
+      await sleep(1500); // writes continue on the new leader
+      ackedDuring = load.acked.size;
+      await leader.restart();
+      await sleep(1000);
+    } finally {
+      await load.stop();
+    }
     expect(ackedBefore).toBeGreaterThan(50);
     expect(ackedDuring).toBeGreaterThan(ackedBefore);
     await waitConverged(nodes);
@@ -195,24 +201,26 @@ describe('a 3-member etcd-ts cluster', () => {
     const paused = nodes.find((n) => n !== leader) as NodeHandle;
     const rest = nodes.filter((n) => n !== paused);
     paused.kill('SIGSTOP');
+    const load = writeLoad(rest, 'minority');
     try {
-      const load = writeLoad(rest, 'minority');
       await sleep(3000);
-      await load.stop();
-      expect(load.acked.size).toBeGreaterThan(100);
-      paused.kill('SIGCONT');
-      await waitConverged(nodes);
-      for (const n of nodes) expect(await missingOn(n, 'minority', load.acked)).toEqual([]);
     } finally {
+      await load.stop();
       paused.kill('SIGCONT');
     }
+    expect(load.acked.size).toBeGreaterThan(100);
+    await waitConverged(nodes);
+    for (const n of nodes) expect(await missingOn(n, 'minority', load.acked)).toEqual([]);
   });
 
   test('SIGSTOP of a majority: writes fail with etcd errors, nothing acknowledged is lost', async () => {
     const leader = await waitLeader(nodes);
     const before = writeLoad(nodes, 'majority');
-    await sleep(1000);
-    await before.stop();
+    try {
+      await sleep(1000);
+    } finally {
+      await before.stop();
+    }
     const paused = nodes.filter((n) => n !== leader);
     for (const p of paused) p.kill('SIGSTOP');
     try {
