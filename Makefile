@@ -4,7 +4,7 @@ ETCD_TS_CACHE ?= $(HOME)/.cache/etcd-ts
 export ETCD_TS_CACHE
 NODE_BIN := node dist/src/bin/etcd-ts.js
 
-.PHONY: all install build run cluster test test-unit test-integration tools bench lint clean
+.PHONY: all install build run cluster sim test test-unit test-integration tools bench lint clean
 
 all: build
 
@@ -42,6 +42,11 @@ test-unit: build
 
 test-integration: build tools
 	npx jest --ci test/integration
+
+# The long Raft simulation (make test runs a short one).
+SIM_SEEDS ?= 500
+sim: install
+	SIM_SEEDS=$(SIM_SEEDS) npx jest --ci test/sim
 
 bench: build tools
 	bench/run.sh

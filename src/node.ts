@@ -57,7 +57,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       await server.receiveSnapshot(msg, body);
     },
     // a peer answered 410 Gone: this member was removed while it was away (etcd stops then too)
-    onRemoved: () => server?.onRemoved?.(),
+    onRemoved: () => server?.markRemoved(),
     membersJson: () => ({ members: (server?.memberList() ?? []).map(memberJson) }),
     isRemoved: (id) => server?.isRemoved(id) ?? false,
     onLeaderCall: async (op, body) => {
@@ -101,6 +101,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   const listener = new ClientListener(grpcServer, createHttpHandler(server, log));
   const clientPorts: number[] = [];
   try {
+    // As etcd: clients are served once this member has published itself through the log.
+    await server.whenPublished();
     for (const addr of options.listenClient) {
       clientPorts.push(await listener.listen(addr.host, addr.port));
     }

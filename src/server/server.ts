@@ -417,7 +417,7 @@ export class EtcdServer {
     this.processReady();
     this.tickTimer = setInterval(() => this.onTick(), this.options.heartbeatIntervalMs);
     this.startLeaseExpiry();
-    this.publishTimer = setInterval(() => this.publish(), 500);
+    this.publishTimer = setInterval(() => this.publish(), 200);
     this.publishTimer.unref();
   }
 
@@ -835,22 +835,56 @@ export class EtcdServer {
     this.log.info({ 'new-leader-member-id': idToHex(to), took: `${Date.now() - started}ms` }, 'leadership transfer finished');
   }
 
-  /** Publishes this member's name and client URLs into the membership once (and after they change). */
+  /**
+   * Publishes this member's name and client URLs through the log once per start (etcd's attribute
+   * publish), retrying until it is applied. Like etcd, the member serves clients only after that: its
+   * client URLs are then in every member's list, and it has seen a working quorum.
+   */
   private publish(): void {
-    if (this.stopped || this.lead === NONE || this.publishing) return;
-    const self = this.members.get(this.memberId);
-    if (!self) return;
+    if (this.stopped || this.lead === NONE || this.publishing || this.published) return;
+    if (!this.members.has(this.memberId)) return; // a joining member waits for the log to name it
     const want = this.options.advertiseClientUrls;
-    if (self.name === this.options.name && self.clientURLs.join(',') === want.join(',')) return;
     this.publishing = true;
     this.propose({ request: 'member_attr', member_attr: { member_id: this.memberId.toString(), name: this.options.name, client_urls: want } })
       .then(
-        () => this.log.info({ 'local-member-id': idToHex(this.memberId), 'client-urls': want }, 'published local member to cluster through raft'),
+        () => {
+          this.published = true;
+          if (this.publishTimer) clearInterval(this.publishTimer);
+          this.log.info({ 'local-member-id': idToHex(this.memberId), 'client-urls': want }, 'published local member to cluster through raft');
+          for (const resolve of this.publishWaiters) resolve();
+          this.publishWaiters = [];
+          this.publishFailed = [];
+        },
         (err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'failed to publish local member to cluster through raft'),
       )
       .finally(() => (this.publishing = false));
   }
   private publishing = false;
+  private published = false;
+  private publishWaiters: (() => void)[] = [];
+  private publishFailed: ((err: Error) => void)[] = [];
+
+  /** Resolves once this member's attributes are published (see publish); rejects if it was removed. */
+  whenPublished(): Promise<void> {
+    if (this.published) return Promise.resolve();
+    if (this.removedSelf) return Promise.reject(Errors.memberRemoved());
+    return new Promise((resolve, reject) => {
+      this.publishWaiters.push(resolve);
+      this.publishFailed.push(reject);
+    });
+  }
+
+  private removedSelf = false;
+
+  /** This member is no longer in the cluster (it applied its removal, or a peer answered 410 Gone). */
+  markRemoved(): void {
+    if (this.removedSelf) return;
+    this.removedSelf = true;
+    this.log.warn({ 'local-member-id': idToHex(this.memberId) }, 'the member has been permanently removed from the cluster');
+    for (const reject of this.publishFailed) reject(Errors.memberRemoved());
+    this.publishFailed = [];
+    setImmediate(() => this.onRemoved?.());
+  }
 
   // -------------------------------------------------------------------------------------------------
   // Proposals, Raft and the apply loop
@@ -1326,10 +1360,7 @@ export class EtcdServer {
       }
     }
     this.releaseReads();
-    if (removedSelf) {
-      this.log.warn({ 'local-member-id': idToHex(this.memberId) }, 'the member has been permanently removed from the cluster');
-      setImmediate(() => this.onRemoved?.());
-    }
+    if (removedSelf) this.markRemoved();
   }
 
   /** The application's side of a membership change; a refused one is recorded so a replay refuses it too. */

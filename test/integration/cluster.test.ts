@@ -2,7 +2,7 @@
 // every member, and faults (SIGKILL of the leader, SIGSTOP of a minority and of a majority) under write
 // load. Every acknowledged write must be on every member afterwards. The same status commands run against
 // a reference etcd cluster to compare what etcdctl shows.
-import { NodeHandle, etcdctl, startCluster } from '../helpers';
+import { NodeHandle, etcdctl, haveReferenceTools, startCluster } from '../helpers';
 import { RawKv } from '../helpers/compare';
 
 jest.setTimeout(180_000);
@@ -122,6 +122,51 @@ async function waitConverged(nodes: NodeHandle[], timeoutMs = 30_000): Promise<v
   }
   throw new Error(`members did not converge within ${timeoutMs} ms: revisions ${last}`);
 }
+
+/**
+ * An etcdctl table with what differs between two clusters masked, cell by cell (the columns named
+ * here), and its rows sorted (etcdctl lists members in member-ID order, and IDs differ). What is left
+ * — the header, the column set, versions, leader/learner flags, errors — must be equal.
+ */
+function maskTable(text: string, masked: Record<string, string>): string[] {
+  const lines = text.split('\n').filter((l) => l.startsWith('|'));
+  const cells = (l: string) => l.split('|').slice(1, -1).map((c) => c.trim());
+  const header = cells(lines[0]);
+  const rows = lines.slice(1).map((l) =>
+    cells(l)
+      .map((c, i) => (header[i] in masked ? masked[header[i]] : c))
+      .join(' | '),
+  );
+  return [header.join(' | '), ...rows.sort()];
+}
+
+describe('etcdctl shows an etcd-ts cluster as it shows an etcd cluster', () => {
+  const tables: Record<string, { status: string[]; members: string[] }> = {};
+  for (const kind of ['etcd', 'etcd-ts'] as const) {
+    test(`${kind}: endpoint status --cluster and member list tables`, async () => {
+      if (kind === 'etcd' && !haveReferenceTools()) throw new Error('reference etcd missing: run make tools');
+      const cluster = await startCluster({ kind, size: 3 });
+      try {
+        await waitLeader(cluster);
+        const status = await etcdctl(cluster[0].endpoint, ['endpoint', 'status', '--cluster', '-w', 'table']);
+        expect(status.code).toBe(0);
+        const list = await etcdctl(cluster[0].endpoint, ['member', 'list', '-w', 'table']);
+        expect(list.code).toBe(0);
+        tables[kind] = {
+          status: maskTable(status.stdout, { ENDPOINT: '<url>', ID: '<id>', 'DB SIZE': '<size>', 'IN USE': '<size>', 'PERCENTAGE NOT IN USE': '<pct>', 'RAFT TERM': '<n>', 'RAFT INDEX': '<n>', 'RAFT APPLIED INDEX': '<n>' }),
+          members: maskTable(list.stdout, { ID: '<id>', 'PEER ADDRS': '<url>', 'CLIENT ADDRS': '<url>' }),
+        };
+        const leaders = tables[kind].status.filter((r) => / \| true \| (true|false) \| /.test(r)).length;
+        expect({ table: status.stdout, leaders }).toEqual({ table: status.stdout, leaders: 1 });
+        if (kind === 'etcd-ts') {
+          expect(tables['etcd-ts']).toEqual(tables.etcd);
+        }
+      } finally {
+        await Promise.all(cluster.map((n) => n.destroy()));
+      }
+    });
+  }
+});
 
 describe('a 3-member etcd-ts cluster', () => {
   let nodes: NodeHandle[];
