@@ -112,6 +112,8 @@ export class RaftLog {
   }
 
   matchTerm(index: number, term: number): boolean {
+    // Past the end is the common case on every append a follower takes: answer it without an exception.
+    if (index > this.lastIndex()) return false;
     try {
       return this.term(index) === term;
     } catch (err) {

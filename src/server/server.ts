@@ -1089,6 +1089,7 @@ export class EtcdServer {
     if (this.readInFlight && now - this.readInFlight.sentAt > READ_RETRY_MS) {
       // No answer (the request or the leader was lost): ask again with a new id.
       this.log.debug({ waiters: this.readInFlight.waiters.length }, 'waiting for ReadIndex response took too long, retrying');
+      metrics.slowReadIndex.inc();
       this.pendingReads = [...this.readInFlight.waiters, ...this.pendingReads];
       this.readInFlight = undefined;
     }
@@ -1270,7 +1271,7 @@ export class EtcdServer {
   private sendSnapshot(m: Message): void {
     const transport = this.transport;
     if (!transport) return;
-    const index = this.appliedIndex;
+    const index = Math.min(this.appliedIndex, this.storage.lastIndex());
     const meta = { index, term: this.storage.term(index), confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } };
     const msg: Message = { ...m, snapshot: { metadata: meta, data: new Uint8Array(0) } };
     this.log.info({ to: idToHex(m.to), index }, 'sending database snapshot to a follower');
@@ -1515,8 +1516,9 @@ export class EtcdServer {
    */
   private maybeSnapshot(): void {
     const count = this.options.snapshotCount ?? 10000;
-    if (this.appliedIndex - this.snapshotIndex < count || this.compacting || this.stopped) return;
-    const index = this.appliedIndex;
+    // (an installed snapshot's state may be ahead of the log for a while: snapshot what the log covers)
+    const index = Math.min(this.appliedIndex, this.storage.lastIndex());
+    if (index - this.snapshotIndex < count || this.compacting || this.stopped) return;
     const keep = this.options.snapshotCatchupEntries;
     const compactTo = Math.max(this.storage.firstIndex() - 1, index - keep);
     // the state these entries produced was written without fsync: a sync write flushes every earlier one

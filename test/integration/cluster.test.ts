@@ -226,7 +226,11 @@ describe('a 3-member etcd-ts cluster', () => {
       const newLeader = await waitLeader(others, 15_000);
       electionMs = Date.now() - t0;
       expect(newLeader).not.toBe(leader);
-      await sleep(1500); // writes continue on the new leader
+      // writes go on through the new leader (requests forwarded to the dead one wait out their timeout,
+      // as etcd's do)
+      const atElection = load.acked.size;
+      const deadline = Date.now() + 15_000;
+      while (load.acked.size < atElection + 50 && Date.now() < deadline) await sleep(100);
       ackedDuring = load.acked.size;
       await leader.restart();
       await sleep(1000);

@@ -30,12 +30,15 @@ for name in node1 node2 node3; do
   pids+=($!)
 done
 echo "started node1..node3 (pids ${pids[*]}); logs in $DIR/<name>.log"
+health() {
+  node -e 'require("http").get(process.argv[1], (r) => { let b = ""; r.on("data", (d) => (b += d)); r.on("end", () => { console.log(b); process.exit(r.statusCode === 200 ? 0 : 1); }); }).on("error", (e) => { console.log(e.message); process.exit(1); })' "$1"
+}
 for port in 2379 2381 2383; do
-  for _ in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
+  for _ in $(seq 1 150); do
+    if health "http://127.0.0.1:$port/health" >/dev/null 2>&1; then break; fi
     sleep 0.2
   done
-  printf 'http://127.0.0.1:%s %s\n' "$port" "$(curl -sS "http://127.0.0.1:$port/health" 2>&1 || true)"
+  printf 'http://127.0.0.1:%s %s\n' "$port" "$(health "http://127.0.0.1:$port/health" 2>&1 || true)"
 done
 echo "endpoints: http://127.0.0.1:2379,http://127.0.0.1:2381,http://127.0.0.1:2383 — Ctrl-C stops the cluster"
 wait -n "${pids[@]}" || true
