@@ -390,33 +390,14 @@ export class Backend {
     const previous = this.defragging?.catch(() => undefined) ?? Promise.resolve();
     const run = previous.then(() =>
       this.switchGeneration((fresh) => {
-        const sink = fresh as unknown as RawDb;
-        let batch = sink._chainedBatch();
-        let pending = 0;
-        const write = (sync: boolean) => {
-          try {
-            batch._writeSync({ sync });
-          } finally {
-            batch._closeSync();
-            sink.detachResource(batch);
-          }
-        };
+        const writer = new BatchedWriter(fresh as unknown as RawDb);
         try {
-          fill((key, value) => {
-            batch._put(key, value, NO_OPTIONS);
-            pending += key.length + value.length;
-            if (pending >= DEFRAG_BATCH_BYTES) {
-              write(false);
-              batch = sink._chainedBatch();
-              pending = 0;
-            }
-          });
+          fill((key, value) => writer.put(key, value));
         } catch (err) {
-          batch._closeSync();
-          sink.detachResource(batch);
+          writer.abort();
           throw err;
         }
-        write(true);
+        writer.finish();
       }),
     );
     this.defragging = run.then(() => ({ sizeBefore: 0, sizeAfter: 0, keys: 0, generation: this.generation, tookMs: 0 }));
@@ -474,28 +455,12 @@ export class Backend {
     let keys = 0;
     let lastLog = Date.now();
     try {
-      let batch = sink._chainedBatch();
-      let pendingBytes = 0;
-      const flush = (sync: boolean) => {
-        try {
-          batch._writeSync({ sync });
-        } finally {
-          batch._closeSync();
-          sink.detachResource(batch);
-        }
-      };
+      const writer = new BatchedWriter(sink);
       try {
         for (;;) {
           const { rows, finished } = it._nextvSync(1000, NO_OPTIONS);
-          if (rows.length > 0 && pendingBytes >= DEFRAG_BATCH_BYTES) {
-            // Written before this chunk is added, so the final (synced) batch is never empty.
-            flush(false);
-            batch = sink._chainedBatch();
-            pendingBytes = 0;
-          }
           for (let i = 0; i < rows.length; i += 2) {
-            batch._put(rows[i], rows[i + 1], NO_OPTIONS);
-            pendingBytes += rows[i].length + rows[i + 1].length;
+            writer.put(rows[i], rows[i + 1]);
             keys++;
           }
           if (log && Date.now() - lastLog >= 5000) {
@@ -505,12 +470,10 @@ export class Backend {
           if (finished || rows.length === 0) break;
         }
       } catch (err) {
-        batch._closeSync();
-        sink.detachResource(batch);
+        writer.abort();
         throw err;
       }
-      // A synced write makes every earlier write of the new database durable too.
-      flush(true);
+      writer.finish();
     } finally {
       it._closeSync();
       source.detachResource(it as unknown as RawBatch);
@@ -546,6 +509,42 @@ export class Backend {
     const live = Number(this.property('rocksdb.estimate-live-data-size') ?? 'NaN');
     const mem = Number(this.property('rocksdb.cur-size-all-mem-tables') ?? '0');
     return Number.isFinite(live) ? live + mem : this.sizeOnDisk();
+  }
+}
+
+/**
+ * Writes many pairs into a database in batches of about DEFRAG_BATCH_BYTES, synchronously; the last batch
+ * is fsynced (which makes every earlier write of that database durable too) and never empty.
+ */
+class BatchedWriter {
+  private batch: RawBatch;
+  private pending = 0;
+  constructor(private readonly sink: RawDb) {
+    this.batch = sink._chainedBatch();
+  }
+  put(key: Buffer, value: Buffer): void {
+    // a full batch goes before the next pair joins, so the final (synced) one holds at least that pair
+    if (this.pending >= DEFRAG_BATCH_BYTES) {
+      this.write(false);
+      this.batch = this.sink._chainedBatch();
+      this.pending = 0;
+    }
+    this.batch._put(key, value, NO_OPTIONS);
+    this.pending += key.length + value.length;
+  }
+  finish(): void {
+    this.write(true);
+  }
+  abort(): void {
+    this.batch._closeSync();
+    this.sink.detachResource(this.batch);
+  }
+  private write(sync: boolean): void {
+    try {
+      this.batch._writeSync({ sync });
+    } finally {
+      this.abort();
+    }
   }
 }
 
