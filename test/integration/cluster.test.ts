@@ -2,7 +2,7 @@
 // every member, and faults (SIGKILL of the leader, SIGSTOP of a minority and of a majority) under write
 // load. Every acknowledged write must be on every member afterwards. The same status commands run against
 // a reference etcd cluster to compare what etcdctl shows.
-import { NodeHandle, etcdctl, haveReferenceTools, startCluster } from '../helpers';
+import { NodeHandle, etcdctl, freePort, haveReferenceTools, startCluster, startNode } from '../helpers';
 import { RawKv } from '../helpers/compare';
 
 jest.setTimeout(180_000);
@@ -166,6 +166,39 @@ describe('etcdctl shows an etcd-ts cluster as it shows an etcd cluster', () => {
       }
     });
   }
+});
+
+test('member and cluster IDs equal etcd\'s for the same names, peer URLs and token', async () => {
+  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const names = ['node1', 'node2', 'node3'];
+  const initial = names.map((n, i) => `${n}=http://127.0.0.1:${ports[2 * i + 1]}`).join(',');
+  const ids: Record<string, string> = {};
+  for (const kind of ['etcd', 'etcd-ts'] as const) {
+    const members = await Promise.all(
+      names.map((name, i) =>
+        startNode({
+          kind,
+          name,
+          clientPort: ports[2 * i],
+          peerPort: ports[2 * i + 1],
+          initialCluster: initial,
+          extraArgs: ['--initial-cluster-token=same-token', '--initial-cluster-state=new'],
+          waitReady: false,
+        }),
+      ),
+    );
+    try {
+      await Promise.all(members.map((m) => m.waitReady()));
+      const list = await etcdctl(members[0].endpoint, ['member', 'list', '-w', 'json']);
+      const cluster = /"cluster_id":(\d+)/.exec(list.stdout)?.[1];
+      const memberIds = [...list.stdout.matchAll(/"ID":(\d+)/g)].map((m) => m[1]).sort();
+      ids[kind] = `${cluster} ${memberIds.join(',')}`;
+    } finally {
+      await Promise.all(members.map((m) => m.destroy()));
+    }
+  }
+  expect(ids['etcd-ts']).toBe(ids.etcd);
+  expect(ids.etcd).toMatch(/^\d+ \d+,\d+,\d+$/);
 });
 
 describe('a 3-member etcd-ts cluster', () => {
