@@ -2,6 +2,9 @@
 // (gRPC + HTTP), metrics upkeep, and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a
 // Config into NodeOptions.
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
+import { TlsFiles, TlsReloader, checkPeerIdentity, secureContextOptions, serverTlsOptions } from './util/tls';
 import { ClientListener, GRPC_OVERHEAD_BYTES, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
@@ -17,12 +20,18 @@ export interface ListenAddress {
   host: string;
   port: number;
   url: string;
+  /** https: serve TLS with the client (or peer) certificates */
+  tls?: boolean;
 }
 
 export interface NodeOptions extends ServerOptions {
   listenClient: ListenAddress[];
   /** where the peer port (Raft transport) listens; none: a member that cannot talk to peers */
   listenPeer?: ListenAddress[];
+  /** certificates for https client URLs (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth, ...) */
+  clientTls?: TlsFiles;
+  /** certificates for https peer URLs, both ways (--peer-cert-file, --peer-trusted-ca-file, ...) */
+  peerTls?: TlsFiles;
   /** called after the member applied its own removal from the cluster and stopped */
   onRemoved?: () => void;
   /** Interval of progress notifications to watchers that ask for them (etcd: 10 minutes). */
@@ -44,7 +53,14 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   let server: EtcdServer | undefined;
   // The peer side: Raft messages in and out, snapshots, the member list for joiners, calls to the leader.
   let clusterIdForPeers = 0n;
+  // Outgoing peer connections present this member's peer certificate and trust the peer CA.
+  const peerClientTls = (): tls.SecureContextOptions | undefined => {
+    if (!options.peerTls) return undefined;
+    const o = secureContextOptions(options.peerTls);
+    return { ca: o.ca, cert: o.cert, key: o.key, minVersion: o.minVersion, maxVersion: o.maxVersion, ciphers: o.ciphers };
+  };
   const transport = new PeerTransport({
+    clientTls: peerClientTls(),
     localId: 0n,
     clusterId: () => server?.clusterId ?? clusterIdForPeers,
     logger: log,
@@ -70,12 +86,37 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
       }
     },
   });
-  const peerServer = http.createServer(PEER_SERVER_OPTIONS, transport.handler);
+  const peerTlsFiles = options.peerTls;
+  const peerServer: http.Server =
+    peerTlsFiles && (options.listenPeer ?? []).some((a) => a.tls)
+      ? https.createServer({ ...PEER_SERVER_OPTIONS, ...serverTlsOptions(peerTlsFiles) }, transport.handler)
+      : http.createServer(PEER_SERVER_OPTIONS, transport.handler);
   peerServer.keepAliveTimeout = 60_000;
+  let peerReloader: TlsReloader | undefined;
+  if (peerTlsFiles) {
+    if (peerServer instanceof https.Server) {
+      const srv = peerServer;
+      // --peer-cert-allowed-cn / -hostname: a peer whose certificate does not match is cut off
+      srv.on('secureConnection', (socket: tls.TLSSocket) => {
+        const denied = checkPeerIdentity(socket, peerTlsFiles);
+        if (denied) {
+          log.warn({ 'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`, reason: denied }, 'rejected peer connection');
+          socket.destroy();
+        }
+      });
+      srv.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
+        log.warn({ 'remote-addr': socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown', error: err.message }, 'rejected peer connection (TLS handshake failed)'),
+      );
+    }
+    peerReloader = new TlsReloader(peerTlsFiles, 'peer', log, (opts) => {
+      if (peerServer instanceof https.Server) peerServer.setSecureContext({ ...opts });
+      transport.setClientTls({ ca: opts.ca, cert: opts.cert, key: opts.key, minVersion: opts.minVersion, maxVersion: opts.maxVersion, ciphers: opts.ciphers });
+    });
+  }
   const peerPorts: number[] = [];
   const fetchCluster = async (): Promise<FetchedCluster> => {
     const peers = [...options.initialCluster.entries()].filter(([name]) => name !== options.name).flatMap(([, urls]) => urls);
-    const got = await fetchClusterMembers(peers, 10_000);
+    const got = await fetchClusterMembers(peers, 10_000, peerClientTls());
     clusterIdForPeers = got.clusterId;
     const raw = (got.members as { members: ReturnType<typeof memberJson>[] }).members;
     return { clusterId: got.clusterId, members: raw.map(parseMemberJson) };
@@ -104,7 +145,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     // As etcd: clients are served once this member has published itself through the log.
     await server.whenPublished();
     for (const addr of options.listenClient) {
-      clientPorts.push(await listener.listen(addr.host, addr.port));
+      if (addr.tls) {
+        if (!options.clientTls) throw new Error(`${addr.url}: https client URLs need --cert-file and --key-file`);
+        clientPorts.push(await listener.listenTls(addr.host, addr.port, options.clientTls, log));
+      } else {
+        clientPorts.push(await listener.listen(addr.host, addr.port));
+      }
     }
   } catch (err) {
     await listener.close();
@@ -132,7 +178,8 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   }, 5000);
   gaugeTimer.unref();
   for (const addr of options.listenClient) {
-    log.info({ address: `${addr.host}:${addr.port}` }, 'serving client traffic insecurely; this is strongly discouraged!');
+    if (addr.tls) log.info({ address: `${addr.host}:${addr.port}`, 'client-cert-auth': options.clientTls?.clientCertAuth ?? false }, 'serving client traffic securely');
+    else log.info({ address: `${addr.host}:${addr.port}` }, 'serving client traffic insecurely; this is strongly discouraged!');
   }
   log.info({ 'local-member-id': idToHex(server.memberId), 'client-urls': options.advertiseClientUrls }, 'ready to serve client requests');
 
@@ -149,6 +196,7 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         grpcServer.forceShutdown();
         // the server first (a leader hands over leadership through the transport), then the peer port
         await (server as EtcdServer).stop();
+        peerReloader?.close();
         await transport.close();
         await new Promise<void>((resolve) => peerServer.close(() => resolve()));
         peerServer.closeAllConnections();

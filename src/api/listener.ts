@@ -1,13 +1,21 @@
 // One client port serves both gRPC (HTTP/2) and plain HTTP/1.1, as etcd does on 2379: each new
 // connection's first bytes decide. The HTTP/2 client preface starts with "PRI", which no HTTP/1 method does.
+//
+// With TLS (https client URLs), ALPN decides first: "h2" goes to gRPC, "http/1.1" to HTTP; a client that
+// negotiates neither is sniffed like a plain connection. The certificates are re-read when their files
+// change (see util/tls.ts).
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { Logger } from '../util/logger';
+import { TlsFiles, TlsReloader, checkPeerIdentity, serverTlsOptions } from '../util/tls';
 
 const H2_PREFIX = Buffer.from('PRI');
 
 export class ClientListener {
   private readonly servers: net.Server[] = [];
+  private readonly reloaders: TlsReloader[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly injector: grpc.ConnectionInjector;
   private readonly httpServer: http.Server;
@@ -21,6 +29,43 @@ export class ClientListener {
   /** Listens on host:port; resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
     const srv = net.createServer({ noDelay: true }, (socket) => this.route(socket));
+    this.servers.push(srv);
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen({ host, port, exclusive: true }, () => {
+        srv.off('error', reject);
+        resolve((srv.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  /** Listens with TLS on host:port; resolves with the bound port. */
+  listenTls(host: string, port: number, files: TlsFiles, log: Logger): Promise<number> {
+    const srv = tls.createServer({ ...serverTlsOptions(files), ALPNProtocols: ['h2', 'http/1.1'] }, (socket) => {
+      const denied = checkPeerIdentity(socket, files);
+      if (denied) {
+        log.warn({ 'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`, reason: denied }, 'rejected client connection');
+        socket.destroy();
+        return;
+      }
+      if (socket.alpnProtocol === 'h2') {
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+        socket.on('error', () => socket.destroy());
+        this.injector.injectConnection(socket);
+      } else if (socket.alpnProtocol === 'http/1.1') {
+        this.sockets.add(socket);
+        socket.once('close', () => this.sockets.delete(socket));
+        socket.on('error', () => socket.destroy());
+        this.httpServer.emit('connection', socket);
+      } else {
+        this.route(socket);
+      }
+    });
+    srv.on('tlsClientError', (err, socket) => {
+      log.warn({ 'remote-addr': socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown', error: err.message }, 'rejected connection (TLS handshake failed)');
+    });
+    this.reloaders.push(new TlsReloader(files, 'client', log, (opts) => srv.setSecureContext({ ...opts })));
     this.servers.push(srv);
     return new Promise((resolve, reject) => {
       srv.once('error', reject);
@@ -55,6 +100,7 @@ export class ClientListener {
   }
 
   async close(): Promise<void> {
+    for (const r of this.reloaders) r.close();
     await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.injector.destroy();
     for (const s of this.sockets) s.destroy();

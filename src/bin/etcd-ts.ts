@@ -5,6 +5,7 @@ import { Config, ConfigError, parseCommandLine, usageText } from '../config';
 import { NodeOptions, startNode } from '../node';
 import { ETCD_API_VERSION } from '../server';
 import { createLogger } from '../util/logger';
+import type { TlsFiles } from '../util/tls';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const PACKAGE_VERSION: string = require('../../../package.json').version;
@@ -21,10 +22,39 @@ export function versionText(): string {
 export function toNodeOptions(config: Config, logger: ReturnType<typeof createLogger>): NodeOptions {
   const unsupported = (what: string) => new ConfigError(`${what} is not supported by this etcd-ts build yet`);
   for (const u of config.listenClientUrls) {
-    if (u.scheme !== 'http') throw unsupported(`--listen-client-urls ${u.href} (scheme ${u.scheme})`);
+    if (u.scheme !== 'http' && u.scheme !== 'https') throw unsupported(`--listen-client-urls ${u.href} (scheme ${u.scheme})`);
   }
   for (const u of config.listenPeerUrls) {
-    if (u.scheme !== 'http') throw unsupported(`--listen-peer-urls ${u.href} (scheme ${u.scheme})`);
+    if (u.scheme !== 'http' && u.scheme !== 'https') throw unsupported(`--listen-peer-urls ${u.href} (scheme ${u.scheme})`);
+  }
+  if (config.autoTls && !config.certFile) throw unsupported('--auto-tls');
+  if (config.peerAutoTls && !config.peerCertFile) throw unsupported('--peer-auto-tls');
+  if (config.clientCrlFile || config.peerCrlFile) throw unsupported('--client-crl-file / --peer-crl-file');
+  const tlsCommon = { minVersion: config.tlsMinVersion, maxVersion: config.tlsMaxVersion, cipherSuites: config.cipherSuites };
+  const clientTls: TlsFiles | undefined = config.certFile
+    ? {
+        certFile: config.certFile,
+        keyFile: config.keyFile,
+        trustedCaFile: config.trustedCaFile,
+        clientCertAuth: config.clientCertAuth,
+        allowedCn: config.clientCertAllowedCn,
+        allowedHostname: config.clientCertAllowedHostname,
+        ...tlsCommon,
+      }
+    : undefined;
+  const peerTls: TlsFiles | undefined = config.peerCertFile
+    ? {
+        certFile: config.peerCertFile,
+        keyFile: config.peerKeyFile,
+        trustedCaFile: config.peerTrustedCaFile,
+        clientCertAuth: config.peerClientCertAuth,
+        allowedCn: config.peerCertAllowedCn,
+        allowedHostname: config.peerCertAllowedHostname,
+        ...tlsCommon,
+      }
+    : undefined;
+  if (config.listenPeerUrls.some((u) => u.scheme === 'https') && !peerTls) {
+    throw new ConfigError('TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for https peer URLs');
   }
   if (config.discovery || config.discoverySrv || config.discoveryEndpoints.length > 0) throw unsupported('discovery');
   const initialCluster = new Map<string, string[]>();
@@ -54,8 +84,10 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     logger,
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
     autoCompaction: config.autoCompaction,
-    listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href })),
-    listenPeer: config.listenPeerUrls.map((u) => ({ host: u.host, port: u.port ?? 2380, url: u.href })),
+    listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href, tls: u.scheme === 'https' })),
+    listenPeer: config.listenPeerUrls.map((u) => ({ host: u.host, port: u.port ?? 2380, url: u.href, tls: u.scheme === 'https' })),
+    clientTls,
+    peerTls,
   };
 }
 

@@ -16,6 +16,8 @@
 // Every request carries the sender's cluster id, member id and version; the receiver refuses other
 // clusters (412), members it removed (410), and bodies it cannot decode (400).
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
 import { Readable, Transform, TransformCallback, pipeline } from 'node:stream';
 import { Message, MessageType, entrySize } from '../raft/types';
 import { Logger } from '../util/logger';
@@ -103,6 +105,8 @@ export interface PeerTransportOptions {
   isRemoved(id: bigint): boolean;
   /** leader-side calls a follower forwards (e.g. member promote): op name + JSON body -> JSON result or throw Error */
   onLeaderCall(op: string, body: unknown): Promise<unknown>;
+  /** CA and certificate for https peer URLs (this member's peer certificate serves as client certificate) */
+  clientTls?: tls.SecureContextOptions;
   /** a peer answered 410 Gone: this member was removed from the cluster (called once) */
   onRemoved?(): void;
   /** limits and timeouts (defaults: DEFAULT_TUNING) */
@@ -119,6 +123,11 @@ function createPeerAgent(): http.Agent {
   return new http.Agent({ keepAlive: true, scheduling: 'lifo', timeout: 4000 });
 }
 
+/** The agent for https peer URLs: this member's peer certificate as the client certificate, and the peer CA. */
+function createPeerTlsAgent(opts: tls.SecureContextOptions | undefined): https.Agent {
+  return new https.Agent({ keepAlive: true, scheduling: 'lifo', timeout: 4000, ...(opts ?? {}) });
+}
+
 /** Errors that prove a request never reached the peer (so trying another URL cannot run it twice). */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
@@ -130,7 +139,7 @@ export function parsePeerUrl(raw: string): URL {
   } catch {
     throw new Error(`invalid peer URL ${JSON.stringify(raw)}`);
   }
-  if (u.protocol !== 'http:') throw new Error(`unsupported peer URL ${JSON.stringify(raw)}: only http:// peer URLs are supported (no TLS yet)`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`unsupported peer URL ${JSON.stringify(raw)}: peer URLs are http:// or https://`);
   return u;
 }
 
@@ -215,6 +224,13 @@ interface SimpleRequest {
   agent: http.Agent | false;
   /** requests in flight, so a closing transport can abort them */
   track?: Set<http.ClientRequest>;
+  /** for https without an agent: CA and client certificate */
+  tls?: tls.SecureContextOptions;
+}
+
+/** http.request or https.request, by the URL's scheme. */
+function requestFor(url: URL, opts: http.RequestOptions | https.RequestOptions): http.ClientRequest {
+  return url.protocol === 'https:' ? https.request(opts) : http.request(opts);
 }
 
 interface SimpleResponse {
@@ -227,7 +243,7 @@ function requestOptions(url: URL, path: string, method: string, agent: http.Agen
   return {
     protocol: url.protocol,
     hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), // IPv6 literals come bracketed from URL
-    port: url.port || 80,
+    port: url.port || (url.protocol === 'https:' ? 443 : 80),
     path: url.pathname.replace(/\/+$/, '') + path,
     method,
     agent,
@@ -240,7 +256,7 @@ function simpleRequest(o: SimpleRequest): Promise<SimpleResponse> {
   return new Promise((resolve, reject) => {
     const headers = { ...o.headers };
     if (o.body !== undefined) headers['Content-Length'] = o.body.length;
-    const req = http.request(requestOptions(o.url, o.path, o.method, o.agent, headers));
+    const req = requestFor(o.url, { ...requestOptions(o.url, o.path, o.method, o.agent, headers), ...(o.agent === false && o.url.protocol === 'https:' ? (o.tls ?? {}) : {}) });
     o.track?.add(req);
     let done = false;
     const finish = (err: Error | undefined, r?: SimpleResponse) => {
@@ -309,6 +325,19 @@ export class PeerTransport {
   private localId: bigint;
   private localLabel: string;
   private readonly agent = createPeerAgent();
+  /** for https peers; replaced when the peer certificates are reloaded (idle old connections then close) */
+  private tlsAgent: https.Agent;
+
+  private agentFor(url: URL): http.Agent {
+    return url.protocol === 'https:' ? this.tlsAgent : this.agent;
+  }
+
+  /** New client-side TLS settings for https peers (a certificate rotation): later requests use them. */
+  setClientTls(opts: tls.SecureContextOptions): void {
+    const old = this.tlsAgent;
+    this.tlsAgent = createPeerTlsAgent(opts);
+    setTimeout(() => old.destroy(), 10_000).unref();
+  }
   private readonly peers = new Map<bigint, Peer>();
   /** leader calls in flight (aborted by close) */
   private readonly calls = new Set<http.ClientRequest>();
@@ -327,6 +356,7 @@ export class PeerTransport {
     this.log = opts.logger;
     this.localId = opts.localId;
     this.localLabel = idLabel(opts.localId);
+    this.tlsAgent = createPeerTlsAgent(opts.clientTls);
     this.probeTimer = setInterval(() => this.probe(), PROBE_INTERVAL_MS);
     this.probeTimer.unref();
   }
@@ -555,8 +585,9 @@ export class PeerTransport {
     }
     const url = peer.urls[peer.urlIndex % peer.urls.length];
     const start = process.hrtime.bigint();
-    const req = http.request(
-      requestOptions(url, PATH_RAFT, 'POST', this.agent, {
+    const req = requestFor(
+      url,
+      requestOptions(url, PATH_RAFT, 'POST', this.agentFor(url), {
         ...this.identityHeaders(peer.id),
         'Content-Type': 'application/octet-stream',
         'Content-Length': body.length,
@@ -716,8 +747,9 @@ export class PeerTransport {
       return;
     }
     const url = peer.urls[peer.urlIndex % peer.urls.length];
-    const r = http.request(
-      requestOptions(url, PATH_SNAPSHOT, 'POST', this.agent, {
+    const r = requestFor(
+      url,
+      requestOptions(url, PATH_SNAPSHOT, 'POST', this.agentFor(url), {
         ...this.identityHeaders(msg.to),
         [HEADER_SNAPSHOT_MESSAGE]: header,
         'Content-Type': 'application/octet-stream',
@@ -784,7 +816,7 @@ export class PeerTransport {
           headers: { ...this.identityHeaders(id), 'Content-Type': 'application/json' },
           body: payload,
           timeoutMs: left,
-          agent: this.agent,
+          agent: this.agentFor(url),
           track: this.calls,
         });
       } catch (err) {
@@ -1070,6 +1102,7 @@ export class PeerTransport {
     for (const req of this.incoming) req.destroy(new Error('peer transport is closed'));
     this.incoming.clear();
     this.agent.destroy();
+    this.tlsAgent.destroy();
     return Promise.resolve();
   }
 }
@@ -1108,11 +1141,11 @@ function interpretLeaderAnswer(r: SimpleResponse): unknown {
  * GET /members from the first of `peerUrls` that answers (each try bounded by timeoutMs): the member
  * list JSON and the cluster id from its X-Etcd-Cluster-ID header. Throws listing every URL's failure.
  */
-export async function fetchClusterMembers(peerUrls: string[], timeoutMs: number): Promise<{ clusterId: bigint; members: unknown }> {
+export async function fetchClusterMembers(peerUrls: string[], timeoutMs: number, clientTls?: tls.SecureContextOptions): Promise<{ clusterId: bigint; members: unknown }> {
   const failures: string[] = [];
   for (const raw of peerUrls) {
     try {
-      const r = await simpleRequest({ url: parsePeerUrl(raw), path: PATH_MEMBERS, method: 'GET', timeoutMs, agent: false });
+      const r = await simpleRequest({ url: parsePeerUrl(raw), path: PATH_MEMBERS, method: 'GET', timeoutMs, agent: false, tls: clientTls });
       if (r.status !== 200) throw new PeerHttpError(r.status, r.body.toString('utf8').slice(0, MAX_ERROR_BODY));
       const clusterId = parseHexId(r.headers[HEADER_CLUSTER_ID.toLowerCase()]);
       if (clusterId === undefined) throw new Error(`missing or invalid ${HEADER_CLUSTER_ID} header`);

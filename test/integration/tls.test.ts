@@ -1,0 +1,208 @@
+// Client and peer TLS with real certificates (made by openssl in the test): etcdctl over https with
+// client-certificate authentication, refusals (no client certificate, a certificate from another CA, a
+// server the client does not trust), a 3-member cluster whose peers talk TLS with peer-client-cert-auth,
+// a member with a certificate from another CA kept out, and certificate rotation on disk under load.
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as path from 'node:path';
+import * as tls from 'node:tls';
+import { NodeHandle, etcdctl, freePort, startNode, tmpDataDir } from '../helpers';
+import { Ca, makeCa, makeCert } from '../helpers/certs';
+
+jest.setTimeout(120_000);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+let dir: string;
+let ca: Ca;
+let otherCa: Ca;
+
+beforeAll(() => {
+  dir = tmpDataDir('etcd-ts-tls-');
+  ca = makeCa(path.join(dir, 'pki'), 'ca');
+  otherCa = makeCa(path.join(dir, 'other'), 'other-ca');
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function getHealth(port: number, client: { cert: string; key: string } | undefined, caFile: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/health',
+        ca: fs.readFileSync(caFile),
+        cert: client ? fs.readFileSync(client.cert) : undefined,
+        key: client ? fs.readFileSync(client.key) : undefined,
+        agent: false,
+        timeout: 3000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function waitHealthy(port: number, client: { cert: string; key: string }, node: NodeHandle, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const h = await getHealth(port, client, ca.cert).catch(() => undefined);
+    if (h?.status === 200) return;
+    if (!node.running || Date.now() > deadline) throw new Error(`member not healthy over https:\n${node.logTail()}`);
+    await sleep(200);
+  }
+}
+
+/** Starts etcd-ts members with https client and peer URLs (extra flags override the generated http ones). */
+async function startTlsCluster(size: number, certs: { cert: string; key: string }[], extra: string[] = []): Promise<NodeHandle[]> {
+  const ports = await Promise.all(Array.from({ length: 2 * size }, () => freePort()));
+  const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
+  const initial = names.map((n, i) => `${n}=https://127.0.0.1:${ports[2 * i + 1]}`).join(',');
+  const token = `tls-${process.pid}-${Date.now()}`;
+  return Promise.all(
+    names.map((name, i) =>
+      startNode({
+        kind: 'etcd-ts',
+        name,
+        clientPort: ports[2 * i],
+        peerPort: ports[2 * i + 1],
+        initialCluster: initial,
+        waitReady: false,
+        extraArgs: [
+          `--listen-client-urls=https://127.0.0.1:${ports[2 * i]}`,
+          `--advertise-client-urls=https://127.0.0.1:${ports[2 * i]}`,
+          `--listen-peer-urls=https://127.0.0.1:${ports[2 * i + 1]}`,
+          `--initial-advertise-peer-urls=https://127.0.0.1:${ports[2 * i + 1]}`,
+          `--cert-file=${certs[i].cert}`,
+          `--key-file=${certs[i].key}`,
+          `--trusted-ca-file=${ca.cert}`,
+          '--client-cert-auth',
+          `--peer-cert-file=${certs[i].cert}`,
+          `--peer-key-file=${certs[i].key}`,
+          `--peer-trusted-ca-file=${ca.cert}`,
+          '--peer-client-cert-auth',
+          `--initial-cluster-token=${token}`,
+          ...extra,
+        ],
+      }),
+    ),
+  );
+}
+
+test('a 3-member cluster over TLS: client-certificate auth, peer TLS, refusals with the client-side errors', async () => {
+  const certs = [1, 2, 3].map((i) => makeCert(ca, `m${i}`, `m${i}`, { dir: path.join(dir, `m${i}`) }));
+  const root = makeCert(ca, 'root', 'root', { dir: path.join(dir, 'client') });
+  const stranger = makeCert(otherCa, 'stranger', 'root', { dir: path.join(dir, 'stranger') });
+  const nodes = await startTlsCluster(3, certs);
+  try {
+    await Promise.all(nodes.map((n) => waitHealthy(n.clientPort, root, n)));
+    const eps = nodes.map((n) => `https://127.0.0.1:${n.clientPort}`);
+    const auth = [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`];
+    expect((await etcdctl(eps[0], [...auth, 'put', 'secure', 'yes'])).stdout).toBe('OK\n');
+    for (const ep of eps) expect((await etcdctl(ep, [...auth, 'get', 'secure', '--print-value-only'])).stdout).toBe('yes\n');
+    const list = await etcdctl(eps[1], [...auth, 'member', 'list']);
+    for (const n of nodes) expect(list.stdout).toContain(`${n.name}, https://127.0.0.1:${n.peerPort}, https://127.0.0.1:${n.clientPort}, false`);
+    const status = await etcdctl(eps.join(','), [...auth, 'endpoint', 'status', '-w', 'json']);
+    expect([...status.stdout.matchAll(/"leader":(\d+)/g)].map((m) => m[1]).filter((v, i, a) => a.indexOf(v) === i)).toHaveLength(1);
+
+    // no client certificate: the server ends the handshake
+    const noCert = await etcdctl(eps[0], [`--cacert=${ca.cert}`, '--command-timeout=3s', 'get', 'secure']);
+    expect(noCert.code).not.toBe(0);
+    expect(noCert.stderr).toMatch(/certificate required|bad certificate|context deadline exceeded|tls/i);
+    // a client certificate from another CA
+    const wrongCa = await etcdctl(eps[0], [`--cacert=${ca.cert}`, `--cert=${stranger.cert}`, `--key=${stranger.key}`, '--command-timeout=3s', 'get', 'secure']);
+    expect(wrongCa.code).not.toBe(0);
+    // the client does not trust the server (it only knows the other CA)
+    const untrusted = await etcdctl(eps[0], [`--cacert=${otherCa.cert}`, `--cert=${root.cert}`, `--key=${root.key}`, '--command-timeout=3s', 'get', 'secure']);
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/certificate signed by unknown authority|context deadline exceeded/);
+    // plain HTTP/1.1 over TLS on the same port: /health, and no certificate means no answer
+    expect((await getHealth(nodes[0].clientPort, root, ca.cert)).body).toBe('{"health":"true","reason":""}');
+    await expect(getHealth(nodes[0].clientPort, undefined, ca.cert)).rejects.toThrow();
+    const log = nodes[0].logTail();
+    expect(log).toMatch(/rejected connection \(TLS handshake failed\)/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
+
+test('a member whose peer certificate comes from another CA cannot join the cluster', async () => {
+  const certs = [1, 2].map((i) => makeCert(ca, `j${i}`, `j${i}`, { dir: path.join(dir, `j${i}`) }));
+  certs.push(makeCert(otherCa, 'j3', 'j3', { dir: path.join(dir, 'j3') }));
+  const root = makeCert(ca, 'root2', 'root', { dir: path.join(dir, 'client2') });
+  const nodes = await startTlsCluster(3, certs);
+  try {
+    // two good members form a quorum; the third cannot talk to them
+    await Promise.all(nodes.slice(0, 2).map((n) => waitHealthy(n.clientPort, root, n)));
+    await sleep(2000);
+    expect(nodes[0].logTail() + nodes[1].logTail()).toMatch(/rejected peer connection \(TLS handshake failed\)/);
+    const auth = [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`];
+    expect((await etcdctl(`https://127.0.0.1:${nodes[0].clientPort}`, [...auth, 'put', 'k', 'v'])).code).toBe(0);
+    // the outsider never gets a leader, so it never opens its client port
+    await expect(getHealth(nodes[2].clientPort, root, ca.cert)).rejects.toThrow(/ECONNREFUSED/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
+
+test('certificates replaced on disk are used for new connections without a restart or a failed request', async () => {
+  const rdir = path.join(dir, 'rotate');
+  const server = makeCert(ca, 'server', 'server-v1', { dir: rdir });
+  const root = makeCert(ca, 'root3', 'root', { dir: path.join(dir, 'client3') });
+  const [node] = await startTlsCluster(1, [server]);
+  try {
+    await waitHealthy(node.clientPort, root, node);
+    const cnOf = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect(
+          { host: '127.0.0.1', port: node.clientPort, ca: fs.readFileSync(ca.cert), cert: fs.readFileSync(root.cert), key: fs.readFileSync(root.key), ALPNProtocols: ['http/1.1'] },
+          () => {
+            const cn = s.getPeerCertificate().subject.CN;
+            s.destroy();
+            resolve(String(cn));
+          },
+        );
+        s.on('error', reject);
+      });
+    expect(await cnOf()).toBe('server-v1');
+    // a client keeps writing while the certificate is replaced
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await etcdctl(`https://127.0.0.1:${node.clientPort}`, [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`, 'put', `rot/${i}`, 'x']);
+        if (r.code === 0) ok++;
+        else failures.push(r.stderr);
+      }
+    })();
+    await sleep(1000);
+    // write the new pair next to the old files, then move them into place (as a Secret update swaps files)
+    const next = makeCert(ca, 'server-next', 'server-v2', { dir: path.join(rdir, 'next') });
+    fs.renameSync(next.key, server.key);
+    fs.renameSync(next.cert, server.cert);
+    const deadline = Date.now() + 15_000;
+    let cn = await cnOf();
+    while (cn !== 'server-v2' && Date.now() < deadline) {
+      await sleep(300);
+      cn = await cnOf();
+    }
+    await sleep(1000);
+    stop = true;
+    await writer;
+    expect(cn).toBe('server-v2');
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(5);
+    expect(node.logTail()).toContain('reloaded TLS certificates');
+  } finally {
+    await node.destroy();
+  }
+});
