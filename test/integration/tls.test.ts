@@ -206,3 +206,29 @@ test('certificates replaced on disk are used for new connections without a resta
     await node.destroy();
   }
 });
+
+test('a server certificate that does not name the address, and a peer CN outside --peer-cert-allowed-cn', async () => {
+  // the server's certificate names another host only: the client refuses it
+  const wrongSan = makeCert(ca, 'wrongsan', 'wrongsan', { dir: path.join(dir, 'wrongsan'), san: 'DNS:elsewhere.example' });
+  const root = makeCert(ca, 'root4', 'root', { dir: path.join(dir, 'client4') });
+  const [single] = await startTlsCluster(1, [wrongSan]);
+  try {
+    const res = await etcdctl(`https://127.0.0.1:${single.clientPort}`, [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`, '--command-timeout=3s', 'get', 'x']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/certificate is valid for elsewhere\.example, not 127\.0\.0\.1|context deadline exceeded/);
+  } finally {
+    await single.destroy();
+  }
+  // peers must present a certificate whose CN is allowed: m3's is not
+  const certs = [1, 2, 3].map((i) => makeCert(ca, `cn${i}`, i === 3 ? 'intruder' : 'etcd-peer', { dir: path.join(dir, `cn${i}`) }));
+  const nodes = await startTlsCluster(3, certs, ['--peer-cert-allowed-cn=etcd-peer']);
+  try {
+    await Promise.all(nodes.slice(0, 2).map((n) => waitHealthy(n.clientPort, root, n)));
+    const deadline = Date.now() + 10_000;
+    while (!/rejected peer connection/.test(nodes[0].logTail() + nodes[1].logTail()) && Date.now() < deadline) await sleep(200);
+    expect(nodes[0].logTail() + nodes[1].logTail()).toMatch(/certificate CN \\"intruder\\" is not allowed/);
+    await expect(getHealth(nodes[2].clientPort, root, ca.cert)).rejects.toThrow(/ECONNREFUSED/);
+  } finally {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
