@@ -131,7 +131,13 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
   }
   transport.setLocalId(server.memberId);
   server.run(transport);
-  const deps = { server, log, dbSize: () => server.dbSizes().total, dbSizeInUse: () => server.dbSizes().inUse };
+  const deps = {
+    server,
+    log,
+    dbSize: () => server.dbSizes().total,
+    dbSizeInUse: () => server.dbSizes().inUse,
+    clientCertAuth: options.clientTls?.clientCertAuth ?? false,
+  };
   const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
     leaseService(deps),
     electionService(deps),

@@ -2,7 +2,8 @@
 // and keeps the grpc_server_* metrics. Services this member does not offer yet are left unregistered, so
 // clients get gRPC's own UNIMPLEMENTED, as from an etcd built without them.
 import * as grpc from '@grpc/grpc-js';
-import { Errors, isEtcdError } from '../util/errors';
+import { EtcdError, Errors, isEtcdError } from '../util/errors';
+import { asCallUser, authService, callUser } from './auth';
 import { Logger } from '../util/logger';
 import { apiPackageDefinition } from '../util/proto';
 import { metrics } from '../metrics';
@@ -99,6 +100,43 @@ function bidi(labels: Labels, fn: BidiHandler): grpc.handleBidiStreamingCall<unk
   };
 }
 
+/** Requests only a user with the root role may make once auth is on (etcd's isPermitted checks). */
+const ADMIN_METHODS: Record<string, string[]> = {
+  'etcdserverpb.KV': ['Compact'],
+  'etcdserverpb.Maintenance': ['Alarm', 'Defragment', 'Hash', 'HashKV', 'Snapshot', 'MoveLeader', 'Downgrade'],
+  'etcdserverpb.Cluster': ['MemberAdd', 'MemberRemove', 'MemberUpdate', 'MemberPromote'],
+};
+
+/** The key a watch or keepalive stream keeps its user under (checked when a watcher is created). */
+export const STREAM_USER = Symbol('etcd-ts.stream-user');
+
+/** Resolves the call's user (token or certificate CN), checks admin-only methods, runs the handler as that user. */
+function authGuard(deps: ApiDeps, service: string, method: string, fn: UnaryHandler): UnaryHandler {
+  const adminOnly = (ADMIN_METHODS[service] ?? []).includes(method);
+  return (req: never, call) => {
+    const user = callUser(deps.server, call, deps.clientCertAuth ?? false);
+    if (adminOnly && user !== undefined) deps.server.auth.checkAdmin(user);
+    return asCallUser(user, () => fn(req, call));
+  };
+}
+
+function authStreamGuard<C extends grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>>(
+  deps: ApiDeps,
+  service: string,
+  method: string,
+  call: C,
+): { user: string | undefined; error?: { code: grpc.status; details: string } } {
+  try {
+    const user = callUser(deps.server, call, deps.clientCertAuth ?? false);
+    if ((ADMIN_METHODS[service] ?? []).includes(method) && user !== undefined) deps.server.auth.checkAdmin(user);
+    (call as unknown as Record<symbol, unknown>)[STREAM_USER] = user;
+    return { user };
+  } catch (err) {
+    const e = isEtcdError(err) ? err : Errors.notCapable();
+    return { user: undefined, error: { code: e.code, details: e.message } };
+  }
+}
+
 /** A learner serves Status and serializable Range only (etcd's isRPCSupportedForLearner). */
 function learnerGuard(deps: ApiDeps, method: string, fn: UnaryHandler): UnaryHandler {
   return (req: never, call) => {
@@ -131,17 +169,36 @@ export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: 
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
   });
-  const modules = [kvService(deps), clusterService(deps), maintenanceService(deps), healthService(), ...extra];
+  const modules = [kvService(deps), clusterService(deps), maintenanceService(deps), authService(deps), healthService(), ...extra];
   for (const m of modules) {
     const impl: grpc.UntypedServiceImplementation = {};
     const labels = (type: string, method: string): Labels => ({ grpc_type: type, grpc_service: m.service, grpc_method: method });
     const etcdApi = m.service.startsWith('etcdserverpb.') || m.service.startsWith('v3');
     for (const [name, fn] of Object.entries(m.unary ?? {})) {
-      impl[name] = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, fn) : fn, log);
+      impl[name] = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, authGuard(deps, m.service, name, fn)) : fn, log);
     }
-    for (const [name, fn] of Object.entries(m.serverStream ?? {})) impl[name] = serverStream(labels('server_stream', name), fn, log);
+    for (const [name, fn] of Object.entries(m.serverStream ?? {})) {
+      const guarded: ServerStreamHandler = etcdApi
+        ? async (req, call) => {
+            const { user, error } = authStreamGuard(deps, m.service, name, call as unknown as grpc.ServerWritableStream<unknown, unknown>);
+            if (error) throw Object.assign(new EtcdError(error.code, error.details));
+            return asCallUser(user, () => fn(req, call));
+          }
+        : fn;
+      impl[name] = serverStream(labels('server_stream', name), guarded, log);
+    }
     for (const [name, fn] of Object.entries(m.bidi ?? {})) {
-      impl[name] = bidi(labels('bidi_stream', name), etcdApi ? learnerStreamGuard(deps, fn) : fn);
+      const guarded: BidiHandler = etcdApi
+        ? (call) => {
+            const { user, error } = authStreamGuard(deps, m.service, name, call);
+            if (error) {
+              call.emit('error', error);
+              return;
+            }
+            asCallUser(user, () => fn(call));
+          }
+        : fn;
+      impl[name] = bidi(labels('bidi_stream', name), etcdApi ? learnerStreamGuard(deps, guarded) : guarded);
     }
     g.addService(serviceDefinition(m.service), impl);
   }

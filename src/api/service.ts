@@ -23,4 +23,6 @@ export interface ApiDeps {
   log: Logger;
   dbSize: () => number;
   dbSizeInUse: () => number;
+  /** --client-cert-auth: a client certificate's CN is the user when no token is given */
+  clientCertAuth?: boolean;
 }

@@ -3,6 +3,9 @@
 // Backpressure: when the gRPC stream's buffer is full the store is told "not now" and the watcher
 // catches up from history later, so a stalled client holds at most one response per watcher.
 import * as grpc from '@grpc/grpc-js';
+import { AuthErrors } from '../auth';
+import { EtcdError } from '../util/errors';
+import { STREAM_USER, grpcCodeName } from './grpc';
 import { MvccEvent, Watcher, WatchResponseOut, WatchSink } from '../mvcc';
 import { EtcdServer } from '../server';
 import { messageType } from '../util/proto';
@@ -123,6 +126,17 @@ class WatchStream implements WatchSink {
     const refuse = (reason: string) =>
       this.write({ header: this.server.header(), watch_id: INVALID_WATCH_ID, created: true, canceled: true, cancel_reason: reason });
     if (startRev < 0) return void refuse('etcdserver: mvcc: required revision has been compacted');
+    // with auth on, the stream's user must be allowed to read the watched range (checked at creation)
+    const user = (this.call as unknown as Record<symbol, string | undefined>)[STREAM_USER];
+    if (user !== undefined && this.server.auth.enabled) {
+      try {
+        if (!user) throw AuthErrors.userEmpty();
+        this.server.auth.checkPermission(user, c.key, c.range_end, 'read');
+      } catch (err) {
+        const e = err as EtcdError;
+        return void refuse(`rpc error: code = ${grpcCodeName(e.code)} desc = ${e.message}`);
+      }
+    }
     // A range whose end is not after its key watches nothing.
     const isRange = c.range_end.length > 0 && !(c.range_end.length === 1 && c.range_end[0] === 0);
     if (isRange && Buffer.compare(key, c.range_end) >= 0) return void refuse('mvcc: watcher range is empty');

@@ -29,6 +29,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
   }
   if (config.autoTls && !config.certFile) throw unsupported('--auto-tls');
   if (config.peerAutoTls && !config.peerCertFile) throw unsupported('--peer-auto-tls');
+  if (config.authTokenSpec.type === 'jwt') throw unsupported('--auth-token jwt');
   if (config.clientCrlFile || config.peerCrlFile) throw unsupported('--client-crl-file / --peer-crl-file');
   const tlsCommon = { minVersion: config.tlsMinVersion, maxVersion: config.tlsMaxVersion, cipherSuites: config.cipherSuites };
   const clientTls: TlsFiles | undefined = config.certFile
@@ -78,6 +79,8 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     preVote: config.preVote,
     initialElectionTickAdvance: config.initialElectionTickAdvance,
     forceNewCluster: config.forceNewCluster,
+    authTokenTtlSeconds: config.authTokenTtl,
+    bcryptCost: config.bcryptCost,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     walDir: config.walDir || undefined,
     electionTimeoutMs: config.electionTimeoutMs,

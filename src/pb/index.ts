@@ -96,7 +96,29 @@ export interface AlarmMember {
 /** What a member writes to its log: one client write. */
 export interface InternalRequest {
   id: string;
-  request?: 'put' | 'delete_range' | 'txn' | 'compaction' | 'alarm' | 'lease_grant' | 'lease_revoke' | 'member_attr';
+  auth_user?: string;
+  from_client?: boolean;
+  request?:
+    | 'put'
+    | 'delete_range'
+    | 'txn'
+    | 'compaction'
+    | 'alarm'
+    | 'lease_grant'
+    | 'lease_revoke'
+    | 'member_attr'
+    | 'auth_enable'
+    | 'auth_disable'
+    | 'user_add'
+    | 'user_delete'
+    | 'user_change_password'
+    | 'user_grant_role'
+    | 'user_revoke_role'
+    | 'role_add'
+    | 'role_delete'
+    | 'role_grant_permission'
+    | 'role_revoke_permission'
+    | 'authenticate';
   put?: PutRequest;
   delete_range?: DeleteRangeRequest;
   txn?: TxnRequest;
@@ -105,6 +127,18 @@ export interface InternalRequest {
   lease_grant?: LeaseGrantRequest;
   lease_revoke?: LeaseRevokeRequest;
   member_attr?: { member_id: string; name: string; client_urls: string[] };
+  auth_enable?: Record<string, never>;
+  auth_disable?: Record<string, never>;
+  user_add?: { name: string; password?: string; options?: { no_password?: boolean }; hashedPassword?: string };
+  user_delete?: { name: string };
+  user_change_password?: { name: string; password?: string; hashedPassword?: string };
+  user_grant_role?: { user: string; role: string };
+  user_revoke_role?: { name: string; role: string };
+  role_add?: { name: string };
+  role_delete?: { role: string };
+  role_grant_permission?: { name: string; perm?: { permType?: number | string; key?: Buffer; range_end?: Buffer } };
+  role_revoke_permission?: { role: string; key?: Buffer; range_end?: Buffer };
+  authenticate?: { name: string; token_prefix: string };
 }
 
 export interface LeaseGrantRequest {

@@ -67,6 +67,9 @@ import {
   isEmptySnapshot,
 } from '../raft';
 import { LoadedLog, RaftLog } from './raftlog';
+import * as bcrypt from 'bcryptjs';
+import { AuthErrors, AuthStore, SimpleTokens } from '../auth';
+import { requestAuth } from '../auth/context';
 import { writeSnapshotFile } from '../snapshot/create';
 import { readSnapshotFile } from '../snapshot/file';
 
@@ -103,6 +106,10 @@ export interface ServerOptions {
   preVote?: boolean;
   initialElectionTickAdvance?: boolean;
   forceNewCluster?: boolean;
+  /** --auth-token-ttl (seconds) for simple tokens */
+  authTokenTtlSeconds?: number;
+  /** --bcrypt-cost */
+  bcryptCost?: number;
   logger: Logger;
 }
 
@@ -203,6 +210,8 @@ export class EtcdServer {
   private readsAwaitingApply: { index: number; waiters: ReadWaiter[] }[] = [];
   /** conf-change entries the application refused, by index (replayed to Raft the same way on restart) */
   private rejectedConfChanges = new Set<number>();
+  /** simple tokens handed out by Authenticate (learnt from the log by every member) */
+  readonly tokens: SimpleTokens;
   /** invoked once this member has applied its own removal */
   onRemoved: (() => void) | undefined;
 
@@ -215,11 +224,14 @@ export class EtcdServer {
     /** replaced when a Raft snapshot brings a new state (as are the lessor's leases) */
     public alarms: AlarmStore,
     public lessor: Lessor,
+    /** users, roles, permissions (replaced with the state by a Raft snapshot) */
+    public auth: AuthStore,
     readonly node: RawNode,
     readonly storage: MemoryStorage,
     private readonly raftLog: RaftLog,
     ids: { memberId: bigint; clusterId: bigint; appliedIndex: number; snapshotIndex: number },
   ) {
+    this.tokens = new SimpleTokens(1000 * (options.authTokenTtlSeconds || 300));
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.appliedIndex = ids.appliedIndex;
@@ -371,7 +383,8 @@ export class EtcdServer {
       logger: raftLogger(log),
     });
     if (bootstrapPeers) node.bootstrap(bootstrapPeers);
-    const server = new EtcdServer(options, backend, wal, mvcc, alarms, lessor, node, loaded.storage, raftLog, {
+    const auth = await AuthStore.load(backend);
+    const server = new EtcdServer(options, backend, wal, mvcc, alarms, lessor, auth, node, loaded.storage, raftLog, {
       memberId,
       clusterId,
       appliedIndex,
@@ -475,6 +488,11 @@ export class EtcdServer {
   /** Range: serializable reads answer from the local state; linearizable ones wait for a read index. */
   async range(r: RangeRequest): Promise<{ header: ResponseHeader; kvs: unknown[]; more: boolean; count: number | string }> {
     checkRange(r);
+    const user = this.currentUser();
+    if (user !== undefined) {
+      if (!user) throw AuthErrors.userEmpty();
+      this.auth.checkPermission(user, r.key, r.range_end, 'read');
+    }
     if (!r.serializable) await this.linearizableBarrier();
     return this.rangeLocal(r);
   }
@@ -529,6 +547,11 @@ export class EtcdServer {
     if (isTxnReadOnly(r)) {
       // Reads only: served from the applied state like a Range, without a log entry (as etcd does); a
       // linearizable one waits for a read index first.
+      const user = this.currentUser();
+      if (user !== undefined) {
+        if (!user) throw AuthErrors.userEmpty();
+        this.checkTxnAuth(user, r);
+      }
       if (!isTxnSerializable(r)) await this.linearizableBarrier();
       const txn = this.mvcc.beginWrite();
       const resp = applyTxn(txn, r, this.leases);
@@ -660,6 +683,61 @@ export class EtcdServer {
     const result = (await this.propose({ request: 'compaction', compaction: r })) as { header: ResponseHeader; done?: Promise<void> };
     if (r.physical && result.done) await result.done;
     return { header: result.header };
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Authentication (etcd's auth store; changes go through the log, reads answer from the applied state)
+
+  authStatus(): { header: ResponseHeader; enabled: boolean; authRevision: number } {
+    return { header: this.header(), enabled: this.auth.enabled, authRevision: this.auth.revision };
+  }
+
+  async authEnable(): Promise<unknown> {
+    return this.propose({ request: 'auth_enable', auth_enable: {} });
+  }
+
+  async authDisable(): Promise<unknown> {
+    return this.propose({ request: 'auth_disable', auth_disable: {} });
+  }
+
+  /** Checks the password here (bcrypt, off the log), then makes the new token known to every member. */
+  async authenticate(name: string, password: string): Promise<unknown> {
+    await this.linearizableBarrier();
+    let hash = '';
+    this.auth.checkPassword(name, (h) => {
+      hash = h;
+      return true;
+    });
+    if (!hash || !(await bcrypt.compare(password, hash))) {
+      this.log.info({ 'user-name': name }, 'invalid password');
+      throw AuthErrors.authFailed();
+    }
+    return this.propose({ request: 'authenticate', authenticate: { name, token_prefix: SimpleTokens.prefix() } });
+  }
+
+  private async hash(password: string): Promise<string> {
+    const cost = this.options.bcryptCost && this.options.bcryptCost >= 4 && this.options.bcryptCost <= 31 ? this.options.bcryptCost : 10;
+    return bcrypt.hash(password, cost);
+  }
+
+  async userAdd(r: { name: string; password?: string; options?: { no_password?: boolean } }): Promise<unknown> {
+    const noPassword = r.options?.no_password === true;
+    const hashedPassword = !noPassword && r.password ? await this.hash(r.password) : '';
+    return this.propose({ request: 'user_add', user_add: { name: r.name, password: '', options: { no_password: noPassword }, hashedPassword } });
+  }
+
+  async userChangePassword(r: { name: string; password?: string }): Promise<unknown> {
+    const hashedPassword = r.password ? await this.hash(r.password) : '';
+    return this.propose({ request: 'user_change_password', user_change_password: { name: r.name, password: '', hashedPassword } });
+  }
+
+  async authRequest(req: Omit<InternalRequest, 'id'>): Promise<unknown> {
+    return this.propose(req);
+  }
+
+  /** The user a client request runs as (undefined outside a client request, or with auth off). */
+  currentUser(): string | undefined {
+    return this.auth.enabled ? requestAuth.getStore()?.user : undefined;
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -892,7 +970,10 @@ export class EtcdServer {
   private propose(req: Omit<InternalRequest, 'id'>): Promise<unknown> {
     if (this.stopped) return Promise.reject(Errors.stopped());
     const id = this.nextRequestId++;
-    const msg = this.requestType.fromObject({ ...req, id: id.toString() });
+    // a client request carries its user; the apply step checks permissions in log order
+    const ctx = requestAuth.getStore();
+    const withAuth = ctx ? { ...req, auth_user: ctx.user, from_client: true } : req;
+    const msg = this.requestType.fromObject({ ...withAuth, id: id.toString() });
     const data = Buffer.from(this.requestType.encode(msg).finish());
     if (data.length > this.options.maxRequestBytes) return Promise.reject(Errors.requestTooLarge());
     return this.enqueue({ id, data });
@@ -1039,6 +1120,8 @@ export class EtcdServer {
     this.mvcc.restoredLeaseAttachments = undefined;
     if (this.isLeader()) this.lessor.promote(leaseExtendOnPromoteMs(this.options.electionTimeoutMs, this.options.heartbeatIntervalMs));
     this.alarms = await AlarmStore.load(this.backend);
+    this.auth = await AuthStore.load(this.backend);
+    this.tokens.clear();
     const before = new Set(this.members.keys());
     this.members.clear();
     this.removed.clear();
@@ -1331,7 +1414,7 @@ export class EtcdServer {
       const req = this.requestType.toObject(this.requestType.decode(data), TO_OBJECT) as InternalRequest;
       const id = BigInt(req.id);
       try {
-        results.push({ id, ok: true, value: this.applyOne(req, batch) });
+        results.push({ id, ok: true, value: this.applyOne(req, batch, entry.index) });
       } catch (err) {
         if (!isEtcdError(err)) {
           // A bug or corrupt entry: stop before writing anything, so a restart replays from a clean state.
@@ -1444,7 +1527,94 @@ export class EtcdServer {
     }
   }
 
-  private applyOne(req: InternalRequest, batch: WriteBatch): unknown {
+  /**
+   * etcd's apply-time auth checks for a client's entry (with auth on): admin requests need the root role;
+   * writes need WRITE on their keys, and READ where they also read (prev_kv, txn compares and ranges).
+   */
+  private checkEntryAuth(req: InternalRequest): void {
+    if (!this.auth.enabled || !req.from_client) return;
+    const user = req.auth_user ?? '';
+    const a = this.auth;
+    const read = (key: Buffer, end?: Buffer) => a.checkPermission(user, key, end, 'read');
+    const write = (key: Buffer, end?: Buffer) => a.checkPermission(user, key, end, 'write');
+    const needUser = () => {
+      if (!user) throw AuthErrors.userEmpty();
+    };
+    switch (req.request) {
+      case 'put': {
+        needUser();
+        const p = req.put as PutRequest;
+        write(p.key);
+        if (p.prev_kv) read(p.key);
+        this.checkLeaseKeysWritable(user, p.lease);
+        return;
+      }
+      case 'delete_range': {
+        needUser();
+        const d = req.delete_range as DeleteRangeRequest;
+        write(d.key, d.range_end);
+        if (d.prev_kv) read(d.key, d.range_end);
+        return;
+      }
+      case 'txn': {
+        needUser();
+        this.checkTxnAuth(user, req.txn as TxnRequest);
+        return;
+      }
+      case 'compaction':
+      case 'alarm':
+      case 'auth_enable':
+      case 'auth_disable':
+      case 'user_add':
+      case 'user_delete':
+      case 'user_change_password':
+      case 'user_grant_role':
+      case 'user_revoke_role':
+      case 'role_add':
+      case 'role_delete':
+      case 'role_grant_permission':
+      case 'role_revoke_permission':
+        a.checkAdmin(user);
+        return;
+      case 'lease_revoke': {
+        needUser();
+        if (!a.isAdmin(user)) for (const key of this.lessor.timeToLive(BigInt((req.lease_revoke as LeaseRevokeRequest).ID))?.keys ?? []) write(Buffer.from(key, 'latin1'));
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** A put with a lease: the user must be allowed to write every key already on that lease (etcd's rule). */
+  private checkLeaseKeysWritable(user: string, lease: string | number | undefined): void {
+    if (lease === undefined || String(lease) === '0' || this.auth.isAdmin(user)) return;
+    for (const key of this.lessor.timeToLive(BigInt(lease))?.keys ?? []) this.auth.checkPermission(user, Buffer.from(key, 'latin1'), undefined, 'write');
+  }
+
+  private checkTxnAuth(user: string, t: TxnRequest): void {
+    const a = this.auth;
+    for (const c of t.compare ?? []) a.checkPermission(user, c.key, c.range_end, 'read');
+    const ops = (list: TxnRequest['success']) => {
+      for (const op of list ?? []) {
+        if (op.request_range) a.checkPermission(user, op.request_range.key, op.request_range.range_end, 'read');
+        else if (op.request_put) {
+          a.checkPermission(user, op.request_put.key, undefined, 'write');
+          if (op.request_put.prev_kv) a.checkPermission(user, op.request_put.key, undefined, 'read');
+          this.checkLeaseKeysWritable(user, op.request_put.lease);
+        } else if (op.request_delete_range) {
+          const d = op.request_delete_range;
+          if (d.prev_kv) a.checkPermission(user, d.key, d.range_end, 'read');
+          a.checkPermission(user, d.key, d.range_end, 'write');
+        } else if (op.request_txn) this.checkTxnAuth(user, op.request_txn);
+      }
+    };
+    ops(t.success);
+    ops(t.failure);
+  }
+
+  private applyOne(req: InternalRequest, batch: WriteBatch, index: number): unknown {
+    this.checkEntryAuth(req);
     switch (req.request) {
       case 'put': {
         if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
@@ -1493,6 +1663,72 @@ export class EtcdServer {
       case 'alarm': {
         const alarms = this.alarms.apply(req.alarm as AlarmRequest, batch);
         return { header: this.header(), alarms };
+      }
+      case 'auth_enable': {
+        this.auth.enable(batch);
+        this.log.info({}, 'enabled authentication');
+        return { header: this.header() };
+      }
+      case 'auth_disable': {
+        this.auth.disable(batch);
+        this.tokens.clear();
+        this.log.info({}, 'disabled authentication');
+        return { header: this.header() };
+      }
+      case 'user_add': {
+        const u = req.user_add as NonNullable<InternalRequest['user_add']>;
+        this.auth.userAdd(u.name, u.hashedPassword || undefined, u.options?.no_password === true, batch);
+        return { header: this.header() };
+      }
+      case 'user_delete': {
+        const u = req.user_delete as NonNullable<InternalRequest['user_delete']>;
+        this.auth.userDelete(u.name, batch);
+        this.tokens.invalidateUser(u.name);
+        return { header: this.header() };
+      }
+      case 'user_change_password': {
+        const u = req.user_change_password as NonNullable<InternalRequest['user_change_password']>;
+        this.auth.userChangePassword(u.name, u.hashedPassword ?? '', batch);
+        this.tokens.invalidateUser(u.name);
+        return { header: this.header() };
+      }
+      case 'user_grant_role': {
+        const u = req.user_grant_role as NonNullable<InternalRequest['user_grant_role']>;
+        this.auth.userGrantRole(u.user, u.role, batch);
+        return { header: this.header() };
+      }
+      case 'user_revoke_role': {
+        const u = req.user_revoke_role as NonNullable<InternalRequest['user_revoke_role']>;
+        this.auth.userRevokeRole(u.name, u.role, batch);
+        return { header: this.header() };
+      }
+      case 'role_add': {
+        this.auth.roleAdd((req.role_add as { name: string }).name, batch);
+        return { header: this.header() };
+      }
+      case 'role_delete': {
+        this.auth.roleDelete((req.role_delete as { role: string }).role, batch);
+        return { header: this.header() };
+      }
+      case 'role_grant_permission': {
+        const g = req.role_grant_permission as NonNullable<InternalRequest['role_grant_permission']>;
+        const perm = g.perm
+          ? { permType: Number(g.perm.permType ?? 0) as 0 | 1 | 2, key: Buffer.from(g.perm.key ?? []), rangeEnd: Buffer.from(g.perm.range_end ?? []) }
+          : undefined;
+        this.auth.roleGrantPermission(g.name, perm, batch);
+        return { header: this.header() };
+      }
+      case 'role_revoke_permission': {
+        const r = req.role_revoke_permission as NonNullable<InternalRequest['role_revoke_permission']>;
+        this.auth.roleRevokePermission(r.role, Buffer.from(r.key ?? []), Buffer.from(r.range_end ?? []), batch);
+        return { header: this.header() };
+      }
+      case 'authenticate': {
+        const a = req.authenticate as { name: string; token_prefix: string };
+        this.auth.checkAuthenticate(a.name);
+        const token = `${a.token_prefix}.${index}`;
+        this.tokens.assign(token, a.name);
+        return { header: this.header(), token };
       }
       case 'member_attr': {
         const a = req.member_attr as { member_id: string; name: string; client_urls: string[] };

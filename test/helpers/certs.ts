@@ -27,7 +27,7 @@ export function makeCa(dir: string, name = 'ca'): Ca {
  * A certificate signed by `ca`, for `cn`, usable as server and client certificate (as etcd's peer
  * certificates are), naming 127.0.0.1 and localhost. Returns the paths of <name>.crt and <name>.key.
  */
-export function makeCert(ca: Ca, name: string, cn: string, opts: { dir?: string; san?: string } = {}): { cert: string; key: string } {
+export function makeCert(ca: Ca, name: string, cn: string, opts: { dir?: string; san?: string; subject?: string } = {}): { cert: string; key: string } {
   const dir = opts.dir ?? ca.dir;
   fs.mkdirSync(dir, { recursive: true });
   const key = path.join(dir, `${name}.key`);
@@ -35,7 +35,7 @@ export function makeCert(ca: Ca, name: string, cn: string, opts: { dir?: string;
   const cert = path.join(dir, `${name}.crt`);
   const ext = path.join(dir, `${name}.ext`);
   fs.writeFileSync(ext, `subjectAltName=${opts.san ?? 'IP:127.0.0.1,DNS:localhost'}\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n`);
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`], dir);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', opts.subject ?? `/CN=${cn}`], dir);
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '30', '-extfile', ext], dir);
   return { cert, key };
 }

@@ -232,3 +232,52 @@ test('a server certificate that does not name the address, and a peer CN outside
     await Promise.all(nodes.map((n) => n.destroy()));
   }
 });
+
+test('the runbook: 3 members with TLS and client-certificate auth, RBAC with a patroni user on /service/', async () => {
+  const certs = [1, 2, 3].map((i) => makeCert(ca, `rb${i}`, `rb${i}`, { dir: path.join(dir, `rb${i}`) }));
+  // root authenticates by its certificate's CN; patroni by password over a certificate without a CN
+  const rootCert = makeCert(ca, 'rb-root', 'root', { dir: path.join(dir, 'rb-client') });
+  const anon = makeCert(ca, 'rb-anon', '', { dir: path.join(dir, 'rb-client'), subject: '/O=etcd-clients' });
+  const nodes = await startTlsCluster(3, certs);
+  try {
+    await Promise.all(nodes.map((n) => waitHealthy(n.clientPort, rootCert, n)));
+    const eps = nodes.map((n) => `https://127.0.0.1:${n.clientPort}`).join(',');
+    const asRoot = [`--cacert=${ca.cert}`, `--cert=${rootCert.cert}`, `--key=${rootCert.key}`];
+    const asAnon = [`--cacert=${ca.cert}`, `--cert=${anon.cert}`, `--key=${anon.key}`];
+    const setup = [
+      ['user', 'add', 'root:rootpw'],
+      ['user', 'grant-role', 'root', 'root'],
+      ['role', 'add', 'patroni'],
+      ['role', 'grant-permission', 'patroni', 'readwrite', '/service/', '--prefix=true'],
+      ['user', 'add', 'patroni:patronipw'],
+      ['user', 'grant-role', 'patroni', 'patroni'],
+    ];
+    for (const args of setup) {
+      const r = await etcdctl(eps, [...asRoot, ...args]);
+      expect(`${args.join(' ')} -> ${r.code} ${r.stderr}`).toBe(`${args.join(' ')} -> 0 `);
+    }
+    expect((await etcdctl(eps, [...asRoot, 'auth', 'enable'])).stdout).toBe('Authentication Enabled\n');
+    // patroni writes and reads its prefix, through every member
+    expect((await etcdctl(eps, [...asAnon, '--user=patroni:patronipw', 'put', '/service/test', 'leader'])).stdout).toBe('OK\n');
+    for (const n of nodes) {
+      const got = await etcdctl(`https://127.0.0.1:${n.clientPort}`, [...asAnon, '--user=patroni:patronipw', 'get', '/service/test', '--print-value-only']);
+      expect(got.stdout).toBe('leader\n');
+    }
+    // ...but nothing outside it
+    const outside = await etcdctl(eps, [...asAnon, '--user=patroni:patronipw', 'get', '/', '--prefix']);
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toContain('etcdserver: permission denied');
+    // no token and no certificate name: no user at all
+    const unauth = await etcdctl(eps, [...asAnon, 'get', '/', '--prefix']);
+    expect(unauth.code).not.toBe(0);
+    expect(unauth.stderr).toContain('Error: etcdserver: user name is empty');
+    // the root certificate alone is enough to act as root (CN = user)
+    const all = await etcdctl(eps, [...asRoot, 'get', '/', '--prefix', '--keys-only']);
+    expect(all.stdout).toContain('/service/test');
+    // a watch outside the prefix is refused when it is created
+    const watch = await etcdctl(eps, [...asAnon, '--user=patroni:patronipw', 'watch', '/elsewhere', '--command-timeout=3s'], { timeoutMs: 8000 });
+    expect(watch.stdout + watch.stderr).toContain('permission denied');
+  } finally {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
