@@ -1,7 +1,10 @@
 // Authentication and RBAC as etcd 3.6 does them, checked by running the same etcdctl script against a
 // reference etcd member and an etcd-ts member and comparing every output (stdout, stderr, exit code) after
 // normalising only what differs between two servers (IDs, ports, log timestamps, tokens).
+import * as grpc from '@grpc/grpc-js';
 import { NodeHandle, etcdctl, haveReferenceTools, startNode } from '../helpers';
+import { RAW_CHANNEL_OPTIONS } from '../helpers/compare';
+import { apiPackageDefinition } from '../../src/util/proto';
 
 jest.setTimeout(120_000);
 
@@ -109,5 +112,54 @@ describe.each(['etcd', 'etcd-ts'] as const)('etcdctl user / role / auth (%s)', (
     if (kind === 'etcd-ts') {
       expect(transcripts['etcd-ts']).toEqual(transcripts.etcd);
     }
+  });
+});
+
+describe('tokens (etcd-ts)', () => {
+  let node: NodeHandle;
+  beforeAll(async () => {
+    node = await startNode({ kind: 'etcd-ts', extraArgs: ['--auth-token-ttl=2'] });
+    for (const args of [['user', 'add', 'root:rootpw'], ['user', 'grant-role', 'root', 'root'], ['auth', 'enable']]) {
+      expect((await etcdctl(node.endpoint, args)).code).toBe(0);
+    }
+  });
+  afterAll(async () => {
+    await node?.destroy();
+  });
+
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  const pkg = () => (grpc.loadPackageDefinition(apiPackageDefinition()) as any).etcdserverpb;
+  function unary<T>(service: string, method: string, req: object, token?: string): Promise<T> {
+    const client = new (pkg()[service])(node.endpoint, grpc.credentials.createInsecure(), RAW_CHANNEL_OPTIONS);
+    const md = new grpc.Metadata();
+    if (token !== undefined) md.set('token', token);
+    return new Promise<T>((resolve, reject) => {
+      client[method](req, md, { deadline: Date.now() + 5000 }, (err: Error | null, v: T) => {
+        client.close();
+        if (err) reject(err);
+        else resolve(v);
+      });
+    });
+  }
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+
+  test('a token works until --auth-token-ttl passes unused, then fails with "invalid auth token"; a made-up token fails too', async () => {
+    const { token } = await unary<{ token: string }>('Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
+    expect(token).toMatch(/^[A-Za-z]{16}\.\d+$/);
+    const range = { key: Buffer.from('k'), range_end: Buffer.alloc(0) };
+    await expect(unary('KV', 'Range', range, token)).resolves.toBeDefined();
+    // used within the TTL, the token stays alive
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      await expect(unary('KV', 'Range', range, token)).resolves.toBeDefined();
+    }
+    await new Promise((r) => setTimeout(r, 2500));
+    await expect(unary('KV', 'Range', range, token)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
+    await expect(unary('KV', 'Range', range, 'AAAAAAAAAAAAAAAA.999')).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
+    await expect(unary('KV', 'Range', range)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: user name is empty' });
+    await expect(unary('Auth', 'Authenticate', { name: 'root', password: 'nope' })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: 'etcdserver: authentication failed, invalid user ID or password',
+    });
   });
 });
