@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { LeaseGrantRequest, LeaseRevokeRequest } from '../pb';
 import { EtcdServer } from '../server';
 import { isEtcdError } from '../util/errors';
+import { AuthErrors } from '../auth';
 import { ApiDeps, ServiceModule } from './service';
 
 export function leaseService({ server, log }: ApiDeps): ServiceModule {
@@ -14,6 +15,7 @@ export function leaseService({ server, log }: ApiDeps): ServiceModule {
       LeaseRevoke: (r: LeaseRevokeRequest) => server.leaseRevoke(r),
       LeaseTimeToLive: async (r: { ID: string; keys: boolean }) => {
         const id = BigInt(r.ID);
+        checkLeaseRead(server, [id]);
         // the leader keeps lease time: a follower asks it
         const t = await server.leaseTimeToLive(id);
         // An unknown (or already revoked) lease is TTL -1, not an error, as in etcd.
@@ -26,12 +28,30 @@ export function leaseService({ server, log }: ApiDeps): ServiceModule {
           keys: r.keys ? t.keys.map((k) => Buffer.from(k, 'latin1')) : [],
         };
       },
-      LeaseLeases: () => ({ header: server.header(), leases: server.lessor.list().map((id) => ({ ID: id.toString() })) }),
+      LeaseLeases: () => {
+        checkLeaseRead(server, server.lessor.list());
+        return leasesResponse(server);
+      },
     },
     bidi: {
       LeaseKeepAlive: (call) => keepAliveStream(server, call, log),
     },
   };
+}
+
+function leasesResponse(server: EtcdServer): object {
+  return { header: server.header(), leases: server.lessor.list().map((id) => ({ ID: id.toString() })) };
+}
+
+/** With auth on, a non-admin user may look at a lease only if it may read every key attached to it (etcd's rule). */
+function checkLeaseRead(server: EtcdServer, ids: bigint[]): void {
+  const user = server.currentUser();
+  if (user === undefined) return;
+  if (!user) throw AuthErrors.userEmpty();
+  if (server.auth.isAdmin(user)) return;
+  for (const id of ids) {
+    for (const key of server.lessor.timeToLive(id)?.keys ?? []) server.auth.checkPermission(user, Buffer.from(key, 'latin1'), undefined, 'read');
+  }
 }
 
 /** One response per request, in order; an unknown or revoked lease is TTL 0 (clients read that as "lost"). */
