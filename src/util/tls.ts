@@ -79,12 +79,17 @@ export function secureContextOptions(f: TlsFiles): tls.SecureContextOptions {
   return opts;
 }
 
-/** Server options for a TLS listener (client or peer port). */
+/**
+ * Server options for a TLS listener (client or peer port). With client-certificate auth the certificate
+ * is requested and then judged by checkPeerIdentity right after the handshake (not by OpenSSL during it):
+ * that way the log can say why a client was refused (expired, unknown CA, no certificate), which a failed
+ * handshake does not tell the server.
+ */
 export function serverTlsOptions(f: TlsFiles): tls.TlsOptions {
   return {
     ...secureContextOptions(f),
     requestCert: f.clientCertAuth,
-    rejectUnauthorized: f.clientCertAuth,
+    rejectUnauthorized: false,
   };
 }
 
@@ -93,6 +98,10 @@ export function serverTlsOptions(f: TlsFiles): tls.TlsOptions {
  * the reason when it does not.
  */
 export function checkPeerIdentity(socket: tls.TLSSocket, f: TlsFiles): string | undefined {
+  if (f.clientCertAuth && !socket.authorized) {
+    const why = socket.authorizationError ? String(socket.authorizationError) : 'no certificate';
+    return `client certificate rejected: ${why}`;
+  }
   if (f.allowedCn.length === 0 && f.allowedHostname.length === 0) return undefined;
   const raw = socket.getPeerCertificate();
   if (!raw || !raw.raw) return 'no client certificate';

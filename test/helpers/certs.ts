@@ -39,3 +39,42 @@ export function makeCert(ca: Ca, name: string, cn: string, opts: { dir?: string;
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '30', '-extfile', ext], dir);
   return { cert, key };
 }
+
+/**
+ * A certificate signed by `ca` that expired long ago (valid only on 2020-01-01), for `cn`, naming
+ * 127.0.0.1: `openssl ca` is the openssl command that takes explicit validity dates.
+ */
+export function makeExpiredCert(ca: Ca, name: string, cn: string, dir: string): { cert: string; key: string } {
+  const work = path.join(dir, `${name}.ca`);
+  fs.mkdirSync(work, { recursive: true });
+  const key = path.join(dir, `${name}.key`);
+  const csr = path.join(work, `${name}.csr`);
+  const cert = path.join(dir, `${name}.crt`);
+  fs.writeFileSync(path.join(work, 'index.txt'), '');
+  fs.writeFileSync(path.join(work, 'serial'), '01\n');
+  fs.writeFileSync(
+    path.join(work, 'ca.cnf'),
+    [
+      '[ ca ]',
+      'default_ca = CA_default',
+      '[ CA_default ]',
+      `database = ${path.join(work, 'index.txt')}`,
+      `serial = ${path.join(work, 'serial')}`,
+      `new_certs_dir = ${work}`,
+      'default_md = sha256',
+      'policy = policy_any',
+      '[ policy_any ]',
+      'commonName = supplied',
+      '[ ext ]',
+      'extendedKeyUsage = clientAuth,serverAuth',
+      'subjectAltName = IP:127.0.0.1,DNS:localhost',
+      '',
+    ].join('\n'),
+  );
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`], dir);
+  openssl(
+    ['ca', '-batch', '-config', path.join(work, 'ca.cnf'), '-cert', ca.cert, '-keyfile', ca.key, '-in', csr, '-out', cert, '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-extensions', 'ext', '-notext'],
+    work,
+  );
+  return { cert, key };
+}

@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { NodeHandle, etcdctl, freePort, startNode, tmpDataDir } from '../helpers';
-import { Ca, makeCa, makeCert } from '../helpers/certs';
+import { Ca, makeCa, makeCert, makeExpiredCert } from '../helpers/certs';
 
 jest.setTimeout(120_000);
 
@@ -128,7 +128,7 @@ test('a 3-member cluster over TLS: client-certificate auth, peer TLS, refusals w
     expect((await getHealth(nodes[0].clientPort, root, ca.cert)).body).toBe('{"health":"true","reason":""}');
     await expect(getHealth(nodes[0].clientPort, undefined, ca.cert)).rejects.toThrow();
     const log = nodes[0].logTail();
-    expect(log).toMatch(/rejected connection \(TLS handshake failed\)/);
+    expect(log).toMatch(/client certificate rejected: .*rejected client connection/);
   } finally {
     await Promise.all(nodes.map((n) => n.destroy()));
   }
@@ -143,7 +143,7 @@ test('a member whose peer certificate comes from another CA cannot join the clus
     // two good members form a quorum; the third cannot talk to them
     await Promise.all(nodes.slice(0, 2).map((n) => waitHealthy(n.clientPort, root, n)));
     await sleep(2000);
-    expect(nodes[0].logTail() + nodes[1].logTail()).toMatch(/rejected peer connection \(TLS handshake failed\)/);
+    expect(nodes[0].logTail() + nodes[1].logTail()).toMatch(/client certificate rejected: .*rejected peer connection/);
     const auth = [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`];
     expect((await etcdctl(`https://127.0.0.1:${nodes[0].clientPort}`, [...auth, 'put', 'k', 'v'])).code).toBe(0);
     // the outsider never gets a leader, so it never opens its client port
@@ -279,5 +279,25 @@ test('the runbook: 3 members with TLS and client-certificate auth, RBAC with a p
     expect(watch.stdout + watch.stderr).toContain('permission denied');
   } finally {
     await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
+
+test('an expired client certificate is refused, and the server logs why', async () => {
+  const server = makeCert(ca, 'exp-server', 'exp-server', { dir: path.join(dir, 'exp') });
+  const expired = makeExpiredCert(ca, 'exp-client', 'root', path.join(dir, 'exp'));
+  const good = makeCert(ca, 'exp-good', 'root', { dir: path.join(dir, 'exp') });
+  const [node] = await startTlsCluster(1, [server]);
+  try {
+    await waitHealthy(node.clientPort, good, node);
+    const r = await etcdctl(`https://127.0.0.1:${node.clientPort}`, [`--cacert=${ca.cert}`, `--cert=${expired.cert}`, `--key=${expired.key}`, '--command-timeout=3s', 'get', 'x']);
+    expect(r.code).not.toBe(0);
+    await expect(getHealth(node.clientPort, expired, ca.cert)).rejects.toThrow();
+    const deadline = Date.now() + 5000;
+    while (!/CERT_HAS_EXPIRED/.test(node.logTail()) && Date.now() < deadline) await sleep(100);
+    expect(node.logTail()).toMatch(/client certificate rejected: CERT_HAS_EXPIRED.*rejected client connection/);
+    // the same client with a valid certificate is served
+    expect((await etcdctl(`https://127.0.0.1:${node.clientPort}`, [`--cacert=${ca.cert}`, `--cert=${good.cert}`, `--key=${good.key}`, 'put', 'x', 'y'])).stdout).toBe('OK\n');
+  } finally {
+    await node.destroy();
   }
 });
