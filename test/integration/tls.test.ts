@@ -301,3 +301,51 @@ test('an expired client certificate is refused, and the server logs why', async 
     await node.destroy();
   }
 });
+
+test('rotating every member\'s certificate (client and peer) in a 3-member cluster under load: no failed request', async () => {
+  const certs = [1, 2, 3].map((i) => makeCert(ca, `rot${i}`, `rot${i}-v1`, { dir: path.join(dir, `rot${i}`) }));
+  const root = makeCert(ca, 'rot-root', 'root', { dir: path.join(dir, 'rot-client') });
+  const nodes = await startTlsCluster(3, certs);
+  try {
+    await Promise.all(nodes.map((n) => waitHealthy(n.clientPort, root, n)));
+    const eps = nodes.map((n) => `https://127.0.0.1:${n.clientPort}`).join(',');
+    const auth = [`--cacert=${ca.cert}`, `--cert=${root.cert}`, `--key=${root.key}`];
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await etcdctl(eps, [...auth, 'put', `rot/${i}`, 'x']);
+        if (r.code === 0) ok++;
+        else failures.push(r.stderr);
+      }
+    })();
+    await sleep(1000);
+    for (const [i, c] of certs.entries()) {
+      const next = makeCert(ca, `rot${i + 1}-next`, `rot${i + 1}-v2`, { dir: path.join(dir, `rot${i + 1}`, 'next') });
+      fs.renameSync(next.key, c.key);
+      fs.renameSync(next.cert, c.cert);
+      await sleep(700);
+    }
+    const deadline = Date.now() + 15_000;
+    while (!nodes.every((n) => (n.logTail().match(/reloaded TLS certificates/g) ?? []).length >= 2) && Date.now() < deadline) await sleep(300);
+    await sleep(1500);
+    stop = true;
+    await writer;
+    // every member reloaded both its client and its peer certificates
+    for (const n of nodes) {
+      expect(n.logTail()).toMatch(/"what":"client"[^\n]*reloaded TLS certificates/);
+      expect(n.logTail()).toMatch(/"what":"peer"[^\n]*reloaded TLS certificates/);
+    }
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThan(5);
+    // the cluster still replicates over the new peer certificates
+    expect((await etcdctl(eps, [...auth, 'put', 'after-rotation', 'yes'])).code).toBe(0);
+    for (const n of nodes) {
+      const got = await etcdctl(`https://127.0.0.1:${n.clientPort}`, [...auth, 'get', 'after-rotation', '--print-value-only']);
+      expect(got.stdout).toBe('yes\n');
+    }
+  } finally {
+    await Promise.all(nodes.map((n) => n.destroy()));
+  }
+});
