@@ -2,7 +2,6 @@
 // through the log (and are permission-checked when applied); reads answer from the applied auth store.
 // Also: resolving who a request runs as — its token, or with --client-cert-auth its certificate's CN.
 import * as grpc from '@grpc/grpc-js';
-import { AuthErrors } from '../auth';
 import { requestAuth } from '../auth/context';
 import { EtcdServer } from '../server';
 import { ApiDeps, ServiceModule } from './service';
@@ -15,9 +14,7 @@ export function callUser(server: EtcdServer, call: { metadata: grpc.Metadata; ge
   if (!server.auth.enabled) return undefined;
   const raw = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
   if (raw !== undefined && String(raw) !== '') {
-    const user = server.tokens.lookup(String(raw));
-    if (user === undefined) throw AuthErrors.invalidAuthToken();
-    return user;
+    return server.tokenUser(String(raw));
   }
   if (clientCertAuth && call.getAuthContext) {
     const ctx = call.getAuthContext() as { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | null;

@@ -29,7 +29,6 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
   }
   if (config.autoTls && !config.certFile) throw unsupported('--auto-tls');
   if (config.peerAutoTls && !config.peerCertFile) throw unsupported('--peer-auto-tls');
-  if (config.authTokenSpec.type === 'jwt') throw unsupported('--auth-token jwt');
   if (config.clientCrlFile || config.peerCrlFile) throw unsupported('--client-crl-file / --peer-crl-file');
   const tlsCommon = { minVersion: config.tlsMinVersion, maxVersion: config.tlsMaxVersion, cipherSuites: config.cipherSuites };
   const clientTls: TlsFiles | undefined = config.certFile
@@ -80,6 +79,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     initialElectionTickAdvance: config.initialElectionTickAdvance,
     forceNewCluster: config.forceNewCluster,
     authTokenTtlSeconds: config.authTokenTtl,
+    authToken: config.authTokenSpec,
     bcryptCost: config.bcryptCost,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     walDir: config.walDir || undefined,

@@ -70,6 +70,8 @@ import { LoadedLog, RaftLog } from './raftlog';
 import * as bcrypt from 'bcryptjs';
 import { AuthErrors, AuthStore, SimpleTokens } from '../auth';
 import { requestAuth } from '../auth/context';
+import { JwtTokens } from '../auth/jwt';
+import type { AuthTokenSpec } from '../config/authtoken';
 import { writeSnapshotFile } from '../snapshot/create';
 import { readSnapshotFile } from '../snapshot/file';
 
@@ -110,6 +112,8 @@ export interface ServerOptions {
   authTokenTtlSeconds?: number;
   /** --bcrypt-cost */
   bcryptCost?: number;
+  /** --auth-token (simple by default; jwt signs stateless tokens) */
+  authToken?: AuthTokenSpec;
   logger: Logger;
 }
 
@@ -212,6 +216,8 @@ export class EtcdServer {
   private rejectedConfChanges = new Set<number>();
   /** simple tokens handed out by Authenticate (learnt from the log by every member) */
   readonly tokens: SimpleTokens;
+  /** set with --auth-token jwt: tokens are signed claims instead of simple tokens */
+  readonly jwt: JwtTokens | undefined;
   /** invoked once this member has applied its own removal */
   onRemoved: (() => void) | undefined;
 
@@ -232,6 +238,8 @@ export class EtcdServer {
     ids: { memberId: bigint; clusterId: bigint; appliedIndex: number; snapshotIndex: number },
   ) {
     this.tokens = new SimpleTokens(1000 * (options.authTokenTtlSeconds || 300));
+    const spec = options.authToken;
+    this.jwt = spec?.type === 'jwt' ? new JwtTokens(spec) : undefined;
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.appliedIndex = ids.appliedIndex;
@@ -733,6 +741,19 @@ export class EtcdServer {
 
   async authRequest(req: Omit<InternalRequest, 'id'>): Promise<unknown> {
     return this.propose(req);
+  }
+
+  /** The user a token names: etcd's "invalid auth token" if none, "revision of auth store is old" for a stale JWT. */
+  tokenUser(token: string): string {
+    if (this.jwt) {
+      const claims = this.jwt.verify(token);
+      if (!claims) throw AuthErrors.invalidAuthToken();
+      if (claims.revision < this.auth.revision) throw AuthErrors.authOldRevision();
+      return claims.user;
+    }
+    const user = this.tokens.lookup(token);
+    if (user === undefined) throw AuthErrors.invalidAuthToken();
+    return user;
   }
 
   /** The user a client request runs as (undefined outside a client request, or with auth off). */
@@ -1726,6 +1747,7 @@ export class EtcdServer {
       case 'authenticate': {
         const a = req.authenticate as { name: string; token_prefix: string };
         this.auth.checkAuthenticate(a.name);
+        if (this.jwt) return { header: this.header(), token: this.jwt.sign(a.name, this.auth.revision) };
         const token = `${a.token_prefix}.${index}`;
         this.tokens.assign(token, a.name);
         return { header: this.header(), token };

@@ -1,8 +1,11 @@
 // Authentication and RBAC as etcd 3.6 does them, checked by running the same etcdctl script against a
 // reference etcd member and an etcd-ts member and comparing every output (stdout, stderr, exit code) after
 // normalising only what differs between two servers (IDs, ports, log timestamps, tokens).
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { NodeHandle, etcdctl, haveReferenceTools, startNode } from '../helpers';
+import { NodeHandle, etcdctl, haveReferenceTools, startNode, tmpDataDir } from '../helpers';
 import { RAW_CHANNEL_OPTIONS } from '../helpers/compare';
 import { apiPackageDefinition } from '../../src/util/proto';
 
@@ -115,16 +118,29 @@ describe.each(['etcd', 'etcd-ts'] as const)('etcdctl user / role / auth (%s)', (
   });
 });
 
-describe('tokens (etcd-ts)', () => {
+describe.each([
+  ['simple', ['--auth-token-ttl=2']],
+  ['jwt', []],
+] as const)('%s tokens (etcd-ts)', (tokenKind, extraArgs) => {
   let node: NodeHandle;
+  let keyDir = '';
   beforeAll(async () => {
-    node = await startNode({ kind: 'etcd-ts', extraArgs: ['--auth-token-ttl=2'] });
+    const args: string[] = [...extraArgs];
+    if (tokenKind === 'jwt') {
+      keyDir = tmpDataDir('etcd-ts-jwt-keys-');
+      const pair = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+      fs.writeFileSync(path.join(keyDir, 'jwt.key'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      fs.writeFileSync(path.join(keyDir, 'jwt.pub'), pair.publicKey.export({ type: 'spki', format: 'pem' }));
+      args.push(`--auth-token=jwt,pub-key=${path.join(keyDir, 'jwt.pub')},priv-key=${path.join(keyDir, 'jwt.key')},sign-method=RS256,ttl=3s`);
+    }
+    node = await startNode({ kind: 'etcd-ts', extraArgs: args });
     for (const args of [['user', 'add', 'root:rootpw'], ['user', 'grant-role', 'root', 'root'], ['auth', 'enable']]) {
       expect((await etcdctl(node.endpoint, args)).code).toBe(0);
     }
   });
   afterAll(async () => {
     await node?.destroy();
+    if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true });
   });
 
   /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -145,21 +161,71 @@ describe('tokens (etcd-ts)', () => {
 
   test('a token works until --auth-token-ttl passes unused, then fails with "invalid auth token"; a made-up token fails too', async () => {
     const { token } = await unary<{ token: string }>('Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
-    expect(token).toMatch(/^[A-Za-z]{16}\.\d+$/);
+    if (tokenKind === 'simple') {
+      expect(token).toMatch(/^[A-Za-z]{16}\.\d+$/);
+    } else {
+      const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+      expect(Object.keys(claims).sort()).toEqual(['exp', 'revision', 'username']);
+      expect(claims.username).toBe('root');
+    }
     const range = { key: Buffer.from('k'), range_end: Buffer.alloc(0) };
     await expect(unary('KV', 'Range', range, token)).resolves.toBeDefined();
-    // used within the TTL, the token stays alive
-    for (let i = 0; i < 3; i++) {
-      await new Promise((r) => setTimeout(r, 1000));
-      await expect(unary('KV', 'Range', range, token)).resolves.toBeDefined();
+    if (tokenKind === 'simple') {
+      // used within the TTL, a simple token stays alive
+      for (let i = 0; i < 3; i++) {
+        await new Promise((r) => setTimeout(r, 1000));
+        await expect(unary('KV', 'Range', range, token)).resolves.toBeDefined();
+      }
+      await new Promise((r) => setTimeout(r, 2500));
+    } else {
+      // a JWT lives its ttl (3 s) from issue, used or not
+      await new Promise((r) => setTimeout(r, 4000));
     }
-    await new Promise((r) => setTimeout(r, 2500));
     await expect(unary('KV', 'Range', range, token)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
-    await expect(unary('KV', 'Range', range, 'AAAAAAAAAAAAAAAA.999')).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
+    const madeUp = tokenKind === 'simple' ? 'AAAAAAAAAAAAAAAA.999' : `${token.split('.')[0]}.eyJ1c2VybmFtZSI6InJvb3QifQ.c2ln`;
+    await expect(unary('KV', 'Range', range, madeUp)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: 'etcdserver: invalid auth token' });
     await expect(unary('KV', 'Range', range)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: user name is empty' });
     await expect(unary('Auth', 'Authenticate', { name: 'root', password: 'nope' })).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       details: 'etcdserver: authentication failed, invalid user ID or password',
     });
   });
+});
+
+test('a JWT issued before users or roles changed is refused as old (etcd-ts)', async () => {
+  const keyDir = tmpDataDir('etcd-ts-jwt-rev-');
+  const pair = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  fs.writeFileSync(path.join(keyDir, 'k'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  fs.writeFileSync(path.join(keyDir, 'k.pub'), pair.publicKey.export({ type: 'spki', format: 'pem' }));
+  const node = await startNode({ kind: 'etcd-ts', extraArgs: [`--auth-token=jwt,pub-key=${path.join(keyDir, 'k.pub')},priv-key=${path.join(keyDir, 'k')},sign-method=ES256`] });
+  try {
+    for (const args of [['user', 'add', 'root:rootpw'], ['user', 'grant-role', 'root', 'root'], ['auth', 'enable'], ['--user', 'root:rootpw', 'put', 'k', 'v']]) {
+      expect((await etcdctl(node.endpoint, args)).code).toBe(0);
+    }
+    /* eslint-disable @typescript-eslint/no-explicit-any */
+    const pkg = (grpc.loadPackageDefinition(apiPackageDefinition()) as any).etcdserverpb;
+    const call = <T>(service: string, method: string, req: object, token?: string): Promise<T> => {
+      const client = new pkg[service](node.endpoint, grpc.credentials.createInsecure(), RAW_CHANNEL_OPTIONS);
+      const md = new grpc.Metadata();
+      if (token) md.set('token', token);
+      return new Promise<T>((resolve, reject) =>
+        client[method](req, md, { deadline: Date.now() + 5000 }, (err: Error | null, v: T) => {
+          client.close();
+          if (err) reject(err);
+          else resolve(v);
+        }),
+      );
+    };
+    /* eslint-enable @typescript-eslint/no-explicit-any */
+    const { token } = await call<{ token: string }>('Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
+    const range = { key: Buffer.from('k'), range_end: Buffer.alloc(0) };
+    await expect(call('KV', 'Range', range, token)).resolves.toBeDefined();
+    expect((await etcdctl(node.endpoint, ['--user', 'root:rootpw', 'role', 'add', 'newrole'])).code).toBe(0);
+    await expect(call('KV', 'Range', range, token)).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'etcdserver: revision of auth store is old' });
+    // etcdctl authenticates afresh each time: it keeps working
+    expect((await etcdctl(node.endpoint, ['--user', 'root:rootpw', 'get', 'k', '--print-value-only'])).stdout).toBe('v\n');
+  } finally {
+    await node.destroy();
+    fs.rmSync(keyDir, { recursive: true, force: true });
+  }
 });
