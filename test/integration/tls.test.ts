@@ -349,3 +349,68 @@ test('rotating every member\'s certificate (client and peer) in a 3-member clust
     await Promise.all(nodes.map((n) => n.destroy()));
   }
 });
+
+test('--tls-min-version, --tls-max-version and --cipher-suites decide what a client may negotiate', async () => {
+  const server = makeCert(ca, 'ver-server', 'ver-server', { dir: path.join(dir, 'ver') });
+  const client = makeCert(ca, 'ver-client', 'root', { dir: path.join(dir, 'ver') });
+  const attempt = (port: number, opts: tls.ConnectionOptions) =>
+    new Promise<{ version: string | null; cipher: string }>((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca: fs.readFileSync(ca.cert), cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key), ALPNProtocols: ['http/1.1'], ...opts }, () => {
+        const r = { version: s.getProtocol(), cipher: s.getCipher().name };
+        s.destroy();
+        resolve(r);
+      });
+      s.on('error', reject);
+    });
+  const [only13] = await startTlsCluster(1, [server], ['--tls-min-version=TLS1.3']);
+  try {
+    await waitHealthy(only13.clientPort, client, only13);
+    expect((await attempt(only13.clientPort, {})).version).toBe('TLSv1.3');
+    await expect(attempt(only13.clientPort, { maxVersion: 'TLSv1.2' })).rejects.toThrow();
+  } finally {
+    await only13.destroy();
+  }
+  const [suites] = await startTlsCluster(1, [server], ['--tls-max-version=TLS1.2', '--cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384']);
+  try {
+    await waitHealthy(suites.clientPort, client, suites);
+    const ok = await attempt(suites.clientPort, {});
+    expect(ok).toEqual({ version: 'TLSv1.2', cipher: 'ECDHE-ECDSA-AES256-GCM-SHA384' });
+    await expect(attempt(suites.clientPort, { ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' })).rejects.toThrow();
+  } finally {
+    await suites.destroy();
+  }
+});
+
+test('a no-password user authenticates by its client certificate only', async () => {
+  const server = makeCert(ca, 'np-server', 'np-server', { dir: path.join(dir, 'np') });
+  const rootCert = makeCert(ca, 'np-root', 'root', { dir: path.join(dir, 'np') });
+  const svcCert = makeCert(ca, 'np-svc', 'svc', { dir: path.join(dir, 'np') });
+  const [node] = await startTlsCluster(1, [server]);
+  try {
+    await waitHealthy(node.clientPort, rootCert, node);
+    const ep = `https://127.0.0.1:${node.clientPort}`;
+    const asRoot = [`--cacert=${ca.cert}`, `--cert=${rootCert.cert}`, `--key=${rootCert.key}`];
+    const asSvc = [`--cacert=${ca.cert}`, `--cert=${svcCert.cert}`, `--key=${svcCert.key}`];
+    for (const args of [
+      ['user', 'add', 'root:rootpw'],
+      ['user', 'grant-role', 'root', 'root'],
+      ['user', 'add', 'svc', '--no-password'],
+      ['role', 'add', 'svc'],
+      ['role', 'grant-permission', 'svc', 'readwrite', '/svc/', '--prefix=true'],
+      ['user', 'grant-role', 'svc', 'svc'],
+      ['auth', 'enable'],
+    ]) {
+      const r = await etcdctl(ep, [...asRoot, ...args]);
+      expect(`${args.join(' ')}: ${r.code} ${r.stderr}`).toBe(`${args.join(' ')}: 0 `);
+    }
+    expect((await etcdctl(ep, [...asSvc, 'put', '/svc/a', '1'])).stdout).toBe('OK\n');
+    const denied = await etcdctl(ep, [...asSvc, 'put', '/other', '1']);
+    expect(denied.stderr).toContain('etcdserver: permission denied');
+    // a password can never log in as a no-password user
+    const pw = await etcdctl(ep, [...asSvc, '--user=svc:anything', 'get', '/svc/a']);
+    expect(pw.code).not.toBe(0);
+    expect(pw.stderr).toMatch(/password was given for no password user|authentication failed/);
+  } finally {
+    await node.destroy();
+  }
+});
