@@ -658,7 +658,7 @@ describe('members, version and leader calls', () => {
     extraServers.push(silent);
     const port = await listen(silent);
     const start = Date.now();
-    await expect(fetchClusterMembers([`http://127.0.0.1:${port}`, 'https://127.0.0.1:1'], 300)).rejects.toThrow(/127\.0\.0\.1:\d+: request to .* timed out after 300 ms.*only http:\/\/ peer URLs/);
+    await expect(fetchClusterMembers([`http://127.0.0.1:${port}`, 'ftp://127.0.0.1:1'], 300)).rejects.toThrow(/127\.0\.0\.1:\d+: request to .* timed out after 300 ms.*peer URLs are http:\/\/ or https:\/\//);
     expect(Date.now() - start).toBeLessThan(2000);
     for (const s of sockets) s.destroy();
   });
