@@ -2,7 +2,7 @@
 // (gRPC + HTTP), metrics upkeep, and an orderly shutdown. The command-line entry (bin/etcd-ts.ts) turns a
 // Config into NodeOptions.
 import * as http from 'node:http';
-import * as https from 'node:https';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { TlsFiles, TlsReloader, checkPeerIdentity, secureContextOptions, serverTlsOptions } from './util/tls';
 import { ClientListener, GRPC_OVERHEAD_BYTES, createGrpcServer, createHttpHandler } from './api';
@@ -87,29 +87,31 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     },
   });
   const peerTlsFiles = options.peerTls;
-  const peerServer: http.Server =
-    peerTlsFiles && (options.listenPeer ?? []).some((a) => a.tls)
-      ? https.createServer({ ...PEER_SERVER_OPTIONS, ...serverTlsOptions(peerTlsFiles) }, transport.handler)
-      : http.createServer(PEER_SERVER_OPTIONS, transport.handler);
-  peerServer.keepAliveTimeout = 60_000;
+  // The HTTP side of the peer port; with https peer URLs a TLS listener in front of it hands over only
+  // connections whose certificate passed (--peer-client-cert-auth, --peer-cert-allowed-cn/hostname), so a
+  // refused peer's request is never parsed.
+  const peerHttp = http.createServer(PEER_SERVER_OPTIONS, transport.handler);
+  peerHttp.keepAliveTimeout = 60_000;
+  let peerServer: net.Server = peerHttp;
   let peerReloader: TlsReloader | undefined;
   if (peerTlsFiles) {
-    if (peerServer instanceof https.Server) {
-      const srv = peerServer;
-      // --peer-cert-allowed-cn / -hostname: a peer whose certificate does not match is cut off
-      srv.on('secureConnection', (socket: tls.TLSSocket) => {
+    if ((options.listenPeer ?? []).some((a) => a.tls)) {
+      const srv = tls.createServer(serverTlsOptions(peerTlsFiles), (socket) => {
         const denied = checkPeerIdentity(socket, peerTlsFiles);
         if (denied) {
           log.warn({ 'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`, reason: denied }, 'rejected peer connection');
           socket.destroy();
+          return;
         }
+        peerHttp.emit('connection', socket);
       });
       srv.on('tlsClientError', (err: Error, socket: tls.TLSSocket) =>
         log.warn({ 'remote-addr': socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown', error: err.message }, 'rejected peer connection (TLS handshake failed)'),
       );
+      peerServer = srv;
     }
     peerReloader = new TlsReloader(peerTlsFiles, 'peer', log, (opts) => {
-      if (peerServer instanceof https.Server) peerServer.setSecureContext({ ...opts });
+      if (peerServer instanceof tls.Server) peerServer.setSecureContext({ ...opts });
       transport.setClientTls({ ca: opts.ca, cert: opts.cert, key: opts.key, minVersion: opts.minVersion, maxVersion: opts.maxVersion, ciphers: opts.ciphers });
     });
   }
@@ -204,8 +206,9 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         await (server as EtcdServer).stop();
         peerReloader?.close();
         await transport.close();
-        await new Promise<void>((resolve) => peerServer.close(() => resolve()));
-        peerServer.closeAllConnections();
+        const closed = new Promise<void>((resolve) => peerServer.close(() => resolve()));
+        peerHttp.closeAllConnections();
+        await closed;
         log.info({}, 'stopped');
       })();
       return stopping;
@@ -225,7 +228,7 @@ function parseMemberJson(raw: ReturnType<typeof memberJson>): Member {
   return { id: BigInt(raw.id), name: raw.name, peerURLs: raw.peerURLs, clientURLs: raw.clientURLs, isLearner: raw.isLearner };
 }
 
-function listenHttp(server: http.Server, host: string, port: number): Promise<number> {
+function listenHttp(server: net.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);

@@ -28,7 +28,14 @@ export class ClientListener {
 
   /** Listens on host:port; resolves with the bound port. */
   listen(host: string, port: number): Promise<number> {
-    const srv = net.createServer({ noDelay: true }, (socket) => this.route(socket));
+    return this.bind(
+      net.createServer({ noDelay: true }, (socket) => this.route(socket)),
+      host,
+      port,
+    );
+  }
+
+  private bind(srv: net.Server, host: string, port: number): Promise<number> {
     this.servers.push(srv);
     return new Promise((resolve, reject) => {
       srv.once('error', reject);
@@ -66,14 +73,7 @@ export class ClientListener {
       log.warn({ 'remote-addr': socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown', error: err.message }, 'rejected connection (TLS handshake failed)');
     });
     this.reloaders.push(new TlsReloader(files, 'client', log, (opts) => srv.setSecureContext({ ...opts })));
-    this.servers.push(srv);
-    return new Promise((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ host, port, exclusive: true }, () => {
-        srv.off('error', reject);
-        resolve((srv.address() as net.AddressInfo).port);
-      });
-    });
+    return this.bind(srv, host, port);
   }
 
   private route(socket: net.Socket): void {

@@ -12,7 +12,7 @@
 //   'A' + 'revision'      the auth revision (a number)
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Backend, WriteBatch, prefixed } from '../storage/backend';
-import { EtcdError } from '../util/errors';
+import { etcdError } from '../util/errors';
 
 /** The key prefix byte of the auth store's records ('A'). */
 export const AUTH_PREFIX = 0x41;
@@ -47,7 +47,7 @@ export interface UserInfo {
   roles: string[];
 }
 
-const e = (code: GrpcStatus, message: string) => () => new EtcdError(code, message);
+const e = etcdError;
 const S = GrpcStatus;
 
 /** etcd's auth errors, with rpctypes' gRPC codes and texts. Factories, so each throw gets a fresh stack. */

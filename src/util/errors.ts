@@ -12,7 +12,9 @@ export class EtcdError extends Error {
   }
 }
 
-const e = (code: GrpcStatus, message: string) => () => new EtcdError(code, message);
+/** An error factory: each call makes a fresh EtcdError (own stack) with etcd's code and text. */
+export const etcdError = (code: GrpcStatus, message: string) => () => new EtcdError(code, message);
+const e = etcdError;
 const S = GrpcStatus;
 
 /** Factories, so each throw gets a fresh stack. Names follow etcd's rpctypes where one exists. */
