@@ -539,8 +539,11 @@ export class EtcdServer {
     if (this.alarms.has(AlarmType.NOSPACE)) throw Errors.noSpace();
     if (this.dbSize() + cost <= this.quotaBytes()) return;
     this.log.warn({ 'quota-size-bytes': this.quotaBytes(), 'current-db-size-bytes': this.dbSize(), 'request-cost-bytes': cost }, 'database space exceeded; raising NOSPACE alarm');
-    this.alarm({ action: AlarmAction.ACTIVATE, memberID: this.memberId.toString(), alarm: AlarmType.NOSPACE }).catch((err: unknown) =>
-      this.log.warn({ err }, 'failed to raise the NOSPACE alarm'),
+    // raised by the server itself, not as the client whose write hit the quota (that user may not be an admin)
+    requestAuth.exit(() =>
+      this.alarm({ action: AlarmAction.ACTIVATE, memberID: this.memberId.toString(), alarm: AlarmType.NOSPACE }).catch((err: unknown) =>
+        this.log.warn({ err }, 'failed to raise the NOSPACE alarm'),
+      ),
     );
     throw Errors.noSpace();
   }

@@ -229,3 +229,36 @@ test('a JWT issued before users or roles changed is refused as old (etcd-ts)', a
     fs.rmSync(keyDir, { recursive: true, force: true });
   }
 });
+
+test('a non-admin user whose write hits the quota still raises the NOSPACE alarm (the server raises it, not the user)', async () => {
+  const node = await startNode({ kind: 'etcd-ts', extraArgs: ['--quota-backend-bytes=2000000'] });
+  try {
+    for (const args of [
+      ['user', 'add', 'root:rootpw'],
+      ['user', 'grant-role', 'root', 'root'],
+      ['role', 'add', 'writer'],
+      ['role', 'grant-permission', 'writer', 'readwrite', 'big/', '--prefix=true'],
+      ['user', 'add', 'writer:writerpw'],
+      ['user', 'grant-role', 'writer', 'writer'],
+      ['auth', 'enable'],
+    ]) {
+      expect((await etcdctl(node.endpoint, args)).code).toBe(0);
+    }
+    let refused = '';
+    for (let i = 0; i < 60 && refused === ''; i++) {
+      const value = crypto.randomBytes(75_000).toString('base64');
+      const res = await etcdctl(node.endpoint, ['--user=writer:writerpw', 'put', `big/${i}`], { input: value, timeoutMs: 20_000 });
+      if (res.code !== 0) refused = res.stderr;
+      // the size the quota is checked against is re-read at most once a second
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    expect(refused).toMatch(/etcdserver: mvcc: database space exceeded/);
+    const alarms = await etcdctl(node.endpoint, ['--user=root:rootpw', 'alarm', 'list']);
+    expect(alarms.stdout).toMatch(/^memberID:\d+ alarm:NOSPACE \n$/);
+    // and the writer may not disarm it: alarms are for admins
+    const disarm = await etcdctl(node.endpoint, ['--user=writer:writerpw', 'alarm', 'disarm']);
+    expect(disarm.stderr).toContain('etcdserver: permission denied');
+  } finally {
+    await node.destroy();
+  }
+});
