@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { TlsFiles, TlsReloader, checkPeerIdentity, secureContextOptions, serverTlsOptions } from './util/tls';
-import { ClientListener, GRPC_OVERHEAD_BYTES, createGrpcServer, createHttpHandler } from './api';
+import { ClientListener, GRPC_OVERHEAD_BYTES, createGateway, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
 import { electionService } from './api/election';
@@ -140,14 +140,15 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     dbSizeInUse: () => server.dbSizes().inUse,
     clientCertAuth: options.clientTls?.clientCertAuth ?? false,
   };
-  const grpcServer = createGrpcServer(deps, options.maxRequestBytes, [
+  const { grpcServer, methods } = createGrpcServer(deps, options.maxRequestBytes, [
     leaseService(deps),
     electionService(deps),
     lockService(deps),
     // etcd cuts watch fragments at the request limit plus the gRPC envelope allowance
     watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes + GRPC_OVERHEAD_BYTES }),
   ]);
-  const listener = new ClientListener(grpcServer, createHttpHandler(server, log));
+  const gateway = createGateway({ methods, maxMessageBytes: options.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
+  const listener = new ClientListener(grpcServer, createHttpHandler(server, log, gateway));
   const clientPorts: number[] = [];
   try {
     // As etcd: clients are served once this member has published itself through the log.

@@ -10,10 +10,11 @@ import { ApiDeps, ServiceModule } from './service';
  * The user of a call: undefined with auth off; '' with auth on but no token and no certificate name.
  * An unknown or expired token fails with etcd's "invalid auth token".
  */
-export function callUser(server: EtcdServer, call: { metadata: grpc.Metadata; getAuthContext?: () => unknown }, clientCertAuth: boolean): string | undefined {
+export async function callUser(server: EtcdServer, call: { metadata: grpc.Metadata; getAuthContext?: () => unknown }, clientCertAuth: boolean): Promise<string | undefined> {
   if (!server.auth.enabled) return undefined;
   const raw = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
   if (raw !== undefined && String(raw) !== '') {
+    await server.awaitToken(String(raw));
     return server.tokenUser(String(raw));
   }
   if (clientCertAuth && call.getAuthContext) {

@@ -114,20 +114,23 @@ export const STREAM_USER = Symbol('etcd-ts.stream-user');
 function authGuard(deps: ApiDeps, service: string, method: string, fn: UnaryHandler): UnaryHandler {
   const adminOnly = (ADMIN_METHODS[service] ?? []).includes(method);
   return (req: never, call) => {
-    const user = callUser(deps.server, call, deps.clientCertAuth ?? false);
-    if (adminOnly && user !== undefined) deps.server.auth.checkAdmin(user);
-    return asCallUser(user, () => fn(req, call));
+    if (!deps.server.auth.enabled) return fn(req, call);
+    return (async () => {
+      const user = await callUser(deps.server, call, deps.clientCertAuth ?? false);
+      if (adminOnly && user !== undefined) deps.server.auth.checkAdmin(user);
+      return asCallUser(user, () => fn(req, call));
+    })();
   };
 }
 
-function authStreamGuard<C extends grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>>(
+async function authStreamGuard<C extends grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>>(
   deps: ApiDeps,
   service: string,
   method: string,
   call: C,
-): { user: string | undefined; error?: { code: grpc.status; details: string } } {
+): Promise<{ user: string | undefined; error?: { code: grpc.status; details: string } }> {
   try {
-    const user = callUser(deps.server, call, deps.clientCertAuth ?? false);
+    const user = await callUser(deps.server, call, deps.clientCertAuth ?? false);
     if ((ADMIN_METHODS[service] ?? []).includes(method) && user !== undefined) deps.server.auth.checkAdmin(user);
     (call as unknown as Record<symbol, unknown>)[STREAM_USER] = user;
     return { user };
@@ -159,7 +162,20 @@ function learnerStreamGuard(deps: ApiDeps, fn: BidiHandler): BidiHandler {
   };
 }
 
-export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: ServiceModule[] = []): grpc.Server {
+/** One method as registered with grpc-js (guards and metrics included), for the JSON gateway to call too. */
+export type ApiMethod =
+  | { kind: 'unary'; service: string; method: string; impl: grpc.handleUnaryCall<unknown, unknown> }
+  | { kind: 'serverStream'; service: string; method: string; impl: grpc.handleServerStreamingCall<unknown, unknown> }
+  | { kind: 'bidi'; service: string; method: string; impl: grpc.handleBidiStreamingCall<unknown, unknown> };
+
+export interface ApiServer {
+  grpcServer: grpc.Server;
+  /** Every registered method by "package.Service/Method". */
+  methods: Map<string, ApiMethod>;
+}
+
+export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: ServiceModule[] = []): ApiServer {
+  const methods = new Map<string, ApiMethod>();
   const { log } = deps;
   const g = new grpc.Server({
     'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
@@ -175,32 +191,43 @@ export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: 
     const labels = (type: string, method: string): Labels => ({ grpc_type: type, grpc_service: m.service, grpc_method: method });
     const etcdApi = m.service.startsWith('etcdserverpb.') || m.service.startsWith('v3');
     for (const [name, fn] of Object.entries(m.unary ?? {})) {
-      impl[name] = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, authGuard(deps, m.service, name, fn)) : fn, log);
+      const h = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, authGuard(deps, m.service, name, fn)) : fn, log);
+      impl[name] = h;
+      methods.set(`${m.service}/${name}`, { kind: 'unary', service: m.service, method: name, impl: h });
     }
     for (const [name, fn] of Object.entries(m.serverStream ?? {})) {
       const guarded: ServerStreamHandler = etcdApi
         ? async (req, call) => {
-            const { user, error } = authStreamGuard(deps, m.service, name, call as unknown as grpc.ServerWritableStream<unknown, unknown>);
+            const { user, error } = await authStreamGuard(deps, m.service, name, call as unknown as grpc.ServerWritableStream<unknown, unknown>);
             if (error) throw Object.assign(new EtcdError(error.code, error.details));
             return asCallUser(user, () => fn(req, call));
           }
         : fn;
-      impl[name] = serverStream(labels('server_stream', name), guarded, log);
+      const h = serverStream(labels('server_stream', name), guarded, log);
+      impl[name] = h;
+      methods.set(`${m.service}/${name}`, { kind: 'serverStream', service: m.service, method: name, impl: h });
     }
     for (const [name, fn] of Object.entries(m.bidi ?? {})) {
       const guarded: BidiHandler = etcdApi
         ? (call) => {
-            const { user, error } = authStreamGuard(deps, m.service, name, call);
-            if (error) {
-              call.emit('error', error);
-              return;
-            }
-            asCallUser(user, () => fn(call));
+            if (!deps.server.auth.enabled) return fn(call);
+            // the stream's first messages wait (paused) until its user is known
+            call.pause();
+            void authStreamGuard(deps, m.service, name, call).then(({ user, error }) => {
+              if (error) {
+                call.emit('error', error);
+                return;
+              }
+              asCallUser(user, () => fn(call));
+              call.resume();
+            });
           }
         : fn;
-      impl[name] = bidi(labels('bidi_stream', name), etcdApi ? learnerStreamGuard(deps, guarded) : guarded);
+      const h = bidi(labels('bidi_stream', name), etcdApi ? learnerStreamGuard(deps, guarded) : guarded);
+      impl[name] = h;
+      methods.set(`${m.service}/${name}`, { kind: 'bidi', service: m.service, method: name, impl: h });
     }
     g.addService(serviceDefinition(m.service), impl);
   }
-  return g;
+  return { grpcServer: g, methods };
 }

@@ -1,4 +1,5 @@
-// The HTTP/1.1 side of the client port: /health, /livez, /readyz, /version, /metrics (as etcd serves them).
+// The HTTP/1.1 side of the client port: /health, /livez, /readyz, /version, /metrics (as etcd serves them),
+// and the JSON gateway's /v3/... paths (gateway.ts).
 import * as http from 'node:http';
 import { EtcdServer, ETCD_API_VERSION, CLUSTER_VERSION, STORAGE_VERSION } from '../server';
 import { registry } from '../metrics';
@@ -12,7 +13,7 @@ interface Check {
   run: () => Promise<void> | void;
 }
 
-export function createHttpHandler(server: EtcdServer, log: Logger): http.RequestListener {
+export function createHttpHandler(server: EtcdServer, log: Logger, gateway?: (req: http.IncomingMessage, res: http.ServerResponse, path: string) => boolean): http.RequestListener {
   // The checks /livez and /readyz run, in etcd's order and names.
   const readChecks = (): Check[] => [
     {
@@ -65,6 +66,7 @@ export function createHttpHandler(server: EtcdServer, log: Logger): http.Request
     res.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
     res.setHeader('Access-Control-Allow-Origin', '*');
     const p = url.pathname;
+    if (gateway && gateway(req, res, p)) return;
     const run = async () => {
       if (p === '/health') {
         // etcd's order: a raised alarm (unless ?exclude=<ALARM>) makes the member unhealthy before any read.

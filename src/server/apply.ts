@@ -49,6 +49,10 @@ export function toPb(kv: KeyValue): KeyValuePb {
 
 export function checkRange(r: RangeRequest): void {
   if (r.key.length === 0) throw Errors.emptyKey();
+  // a number outside the enums (the JSON gateway and raw clients can send any) is refused as etcd does
+  const order = Number(r.sort_order);
+  const target = Number(r.sort_target);
+  if (!Object.values(SortOrder).includes(order as never) || !Object.values(SortTarget).includes(target as never)) throw Errors.invalidSortOption();
 }
 
 export function checkPut(r: PutRequest): void {

@@ -759,6 +759,19 @@ export class EtcdServer {
     return user;
   }
 
+  /**
+   * A simple token names the log index that created it: a member that has not applied that entry yet (a
+   * client authenticated on another member a moment ago) waits for it briefly instead of calling the
+   * token invalid.
+   */
+  async awaitToken(token: string): Promise<void> {
+    if (this.jwt) return;
+    const index = Number(token.slice(token.lastIndexOf('.') + 1));
+    if (!Number.isSafeInteger(index) || index <= this.appliedIndex || index > this.commitIndex + 10_000) return;
+    const deadline = Date.now() + 2000;
+    while (this.appliedIndex < index && Date.now() < deadline && !this.stopped) await new Promise((r) => setTimeout(r, 5));
+  }
+
   /** The user a client request runs as (undefined outside a client request, or with auth off). */
   currentUser(): string | undefined {
     return this.auth.enabled ? requestAuth.getStore()?.user : undefined;
@@ -769,12 +782,15 @@ export class EtcdServer {
 
   async memberAdd(peerURLs: string[], isLearner: boolean): Promise<{ header: ResponseHeader; member: Member; members: Member[] }> {
     const urls = validatePeerUrls(peerURLs);
+    // etcd's id for an added member: its peer URLs, the cluster token and the second it was asked for
+    const id = computeMemberId(urls, `${this.options.initialClusterToken}${Math.floor(Date.now() / 1000)}`);
+    if (this.removed.has(id)) throw Errors.memberNotFound();
+    if (this.members.has(id)) throw Errors.memberExist();
     for (const m of this.members.values()) {
       if (m.peerURLs.some((u) => urls.includes(u))) throw Errors.peerURLExist();
     }
     if (isLearner && [...this.members.values()].filter((m) => m.isLearner).length >= MAX_LEARNERS) throw Errors.tooManyLearners();
     if (this.options.strictReconfigCheck ?? true) this.checkReadyToAdd(isLearner);
-    const id = computeMemberId(urls, `${this.options.initialClusterToken}${Date.now()}${Math.random()}`);
     const member: Member = { id, name: '', peerURLs: urls, clientURLs: [], isLearner };
     const res = (await this.proposeConfChange({
       type: isLearner ? ConfChangeType.AddLearnerNode : ConfChangeType.AddNode,

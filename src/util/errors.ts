@@ -21,6 +21,7 @@ const S = GrpcStatus;
 export const Errors = {
   emptyKey: e(S.INVALID_ARGUMENT, 'etcdserver: key is not provided'),
   keyNotFound: e(S.INVALID_ARGUMENT, 'etcdserver: key not found'),
+  invalidSortOption: e(S.INVALID_ARGUMENT, 'etcdserver: invalid sort option'),
   valueProvided: e(S.INVALID_ARGUMENT, 'etcdserver: value is provided'),
   leaseProvided: e(S.INVALID_ARGUMENT, 'etcdserver: lease is provided'),
   tooManyOps: e(S.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'),

@@ -387,6 +387,8 @@ describe('etcd3 npm client election()', () => {
       const second = election.campaign('second');
       let secondElected = false;
       const secondWon = second.wait().then(() => (secondElected = true));
+      // the second candidate's key must exist before etcdctl's: the order of their keys is the order of succession
+      await until(async () => (await rpc.keys('election/npm/')).length === 2, 'the second candidate');
       // etcd3 keeps its candidates under election/<name>/: etcdctl and the gRPC service can join that election.
       const ctl = new Ctl(tsNode().endpoint, ['elect', 'election/npm', 'from-etcdctl']);
       await until(async () => (await rpc.keys('election/npm/')).length === 3, 'the etcdctl candidate');

@@ -117,6 +117,8 @@ function norm(text: string): string {
   return text
     .replace(/\b[0-9a-f]{16}\b/g, '<id>')
     .replace(/\b[0-9a-f]{13,15}\b/g, '<id>')
+    // etcdctl prints ids with %16x: a shorter one is padded with spaces
+    .replace(/ {2,}<id>/g, ' <id>')
     .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
     .replace(/^\{"level".*$/gm, '')
     // etcd prints the initial cluster in map order: compare it sorted
