@@ -461,7 +461,8 @@ function isZero(field: protobuf.Field, v: unknown): boolean {
   if (typeof v === 'string') return v === '';
   if (typeof v === 'number') return v === 0;
   if (isLong(v)) return v.low === 0 && v.high === 0;
-  if (v instanceof Uint8Array) return v.length === 0;
+  // bytes: a Buffer, or protobufjs' shared empty array for an unset field
+  if (v instanceof Uint8Array || Array.isArray(v)) return v.length === 0;
   return false;
 }
 

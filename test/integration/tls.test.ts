@@ -51,6 +51,40 @@ function getHealth(port: number, client: { cert: string; key: string } | undefin
   });
 }
 
+/** A JSON gateway POST over https with a client certificate (or none). */
+function gatewayPost(
+  port: number,
+  urlPath: string,
+  body: object,
+  client: { cert: string; key: string } | undefined,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: urlPath,
+        method: 'POST',
+        headers,
+        ca: fs.readFileSync(ca.cert),
+        cert: client ? fs.readFileSync(client.cert) : undefined,
+        key: client ? fs.readFileSync(client.key) : undefined,
+        agent: false,
+        timeout: 5000,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
 async function waitHealthy(port: number, client: { cert: string; key: string }, node: NodeHandle, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -277,6 +311,28 @@ test('the runbook: 3 members with TLS and client-certificate auth, RBAC with a p
     // a watch outside the prefix is refused when it is created
     const watch = await etcdctl(eps, [...asAnon, '--user=patroni:patronipw', 'watch', '/elsewhere', '--command-timeout=3s'], { timeoutMs: 8000 });
     expect(watch.stdout + watch.stderr).toContain('permission denied');
+    // The JSON gateway over https, as Patroni uses it: a password token in the Authorization header.
+    const port = nodes[1].clientPort;
+    const b64 = (t: string) => Buffer.from(t).toString('base64');
+    await expect(gatewayPost(port, '/v3/kv/range', { key: b64('/service/test') }, undefined)).rejects.toThrow();
+    const login = await gatewayPost(port, '/v3/auth/authenticate', { name: 'patroni', password: 'patronipw' }, anon);
+    expect(login.status).toBe(200);
+    const asPatroni = { Authorization: String(login.json.token) };
+    expect((await gatewayPost(port, '/v3/kv/put', { key: b64('/service/gw'), value: b64('v') }, anon, asPatroni)).status).toBe(200);
+    const got = await gatewayPost(port, '/v3/kv/range', { key: b64('/service/gw'), serializable: true }, anon, asPatroni);
+    expect((got.json.kvs as { value: string }[])[0].value).toBe(b64('v'));
+    expect(await gatewayPost(port, '/v3/kv/range', { key: b64('/'), range_end: b64('0') }, anon, asPatroni)).toEqual({
+      status: 403,
+      json: { code: 7, message: 'etcdserver: permission denied' },
+    });
+    expect(await gatewayPost(port, '/v3/kv/range', { key: b64('/service/gw') }, anon)).toEqual({
+      status: 400,
+      json: { code: 3, message: 'etcdserver: user name is empty' },
+    });
+    // with --client-cert-auth, a gateway request without a token runs as its certificate's CN
+    const byCert = await gatewayPost(port, '/v3/kv/range', { key: b64('/'), range_end: b64('0'), keys_only: true }, rootCert);
+    expect(byCert.status).toBe(200);
+    expect(byCert.json.count).toBe('2');
   } finally {
     await Promise.all(nodes.map((n) => n.destroy()));
   }
