@@ -4,7 +4,7 @@ ETCD_TS_CACHE ?= $(HOME)/.cache/etcd-ts
 export ETCD_TS_CACHE
 NODE_BIN := node dist/src/bin/etcd-ts.js
 
-.PHONY: all install build run cluster sim test test-unit test-integration tools bench lint clean
+.PHONY: all install build run cluster sim test test-unit test-integration tools bench bench-patroni lint clean
 
 all: build
 
@@ -27,9 +27,12 @@ run: build
 cluster: build
 	test/tools/cluster.sh
 
-# Reference etcd/etcdctl/etcdutl/benchmark 3.6, built from the Go module proxy and cached.
+# Reference etcd/etcdctl/etcdutl/benchmark 3.6, built from the Go module proxy and cached;
+# PostgreSQL and Patroni for the Patroni integration test and bench/patroni.ts.
 tools:
 	@test/tools/build.sh >/dev/null
+	@test/tools/patroni.sh >/dev/null
+
 
 lint: install
 	npx eslint src test bench
@@ -50,6 +53,16 @@ sim: install
 
 bench: build tools
 	bench/run.sh
+
+# Only the Patroni failover comparison, spliced into BENCHMARKS.md (make bench runs it too).
+bench-patroni: build tools
+	bench/patroni.sh > dist/patroni-bench.md
+	node bench/report.js --patroni dist/patroni-bench.md BENCHMARKS.md
+
+# The CRDs in crds/, generated from the zod schemas in operator/api (a unit test fails when they are stale).
+.PHONY: crds
+crds: build
+	node dist/operator/api/generate-crds.js
 
 clean:
 	rm -rf dist

@@ -831,7 +831,32 @@ function render(outFile) {
     }
   }
 
-  fs.writeFileSync(outFile, `${L.join('\n').replace(/\n+$/, '')}\n`);
+  // The Patroni section (bench/patroni.sh, run with BENCH_PATRONI=1): the new one, else the previous report's.
+  const patroni = process.env.BENCH_PATRONI_MD && fs.existsSync(process.env.BENCH_PATRONI_MD)
+    ? fs.readFileSync(process.env.BENCH_PATRONI_MD, 'utf8')
+    : patroniSection(fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '');
+  let text = `${L.join('\n').replace(/\n+$/, '')}\n`;
+  if (patroni) text = spliceSection(text, patroni);
+  fs.writeFileSync(outFile, text);
+}
+
+const PATRONI_BEGIN = '<!-- patroni section: bench/patroni.sh -->';
+const PATRONI_END = '<!-- end of patroni section -->';
+
+/** The Patroni section of a report, without its markers ('' if there is none). */
+function patroniSection(text) {
+  const a = text.indexOf(PATRONI_BEGIN);
+  const b = text.indexOf(PATRONI_END);
+  return a >= 0 && b > a ? text.slice(a + PATRONI_BEGIN.length, b).trim() : '';
+}
+
+/** The report with its Patroni section replaced by (or, if it has none, ended with) `section`. */
+function spliceSection(text, section) {
+  const block = `${PATRONI_BEGIN}\n${section.trim()}\n${PATRONI_END}`;
+  const a = text.indexOf(PATRONI_BEGIN);
+  const b = text.indexOf(PATRONI_END);
+  if (a >= 0 && b > a) return `${text.slice(0, a)}${block}${text.slice(b + PATRONI_END.length)}`;
+  return `${text.replace(/\n+$/, '')}\n\n${block}\n`;
 }
 
 // ------------------------------------------------------------ main
@@ -848,7 +873,15 @@ function main(argv) {
     }
     return;
   }
-  if (!argv[0]) throw new Error('usage: report.js OUT.md | --profile-top FILE.cpuprofile [N]');
+  if (argv[0] === '--patroni') {
+    // bench/patroni.sh's table into an existing report, the rest of it untouched
+    const [, sectionFile, outFile] = argv;
+    if (!sectionFile || !outFile) throw new Error('usage: report.js --patroni SECTION.md OUT.md');
+    const out = path.resolve(outFile);
+    fs.writeFileSync(out, spliceSection(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '# Benchmarks\n', fs.readFileSync(sectionFile, 'utf8')));
+    return;
+  }
+  if (!argv[0]) throw new Error('usage: report.js OUT.md | --profile-top FILE.cpuprofile [N] | --patroni SECTION.md OUT.md');
   render(path.resolve(argv[0]));
 }
 

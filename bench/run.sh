@@ -57,6 +57,8 @@
 #                          cluster-put = the high-concurrency cluster put
 #                          ["put watch cluster-put"; "put watch" when
 #                          BENCH_CLUSTER=0]
+#   BENCH_PATRONI          1 = run bench/patroni.sh (Patroni leader
+#                          election and failover, etcd vs etcd-ts)  [1]
 #   BENCH_RUN_TIMEOUT      seconds allowed per workload        [120]
 #   BENCH_START_TIMEOUT    seconds allowed until /health is OK [30]
 #   BENCH_KEEP_FAILED      1 = keep the temp dir (server logs, benchmark
@@ -788,9 +790,15 @@ if [[ "$PROFILE" == 1 ]]; then
     if [[ "$name" == cluster-put ]]; then profile_cluster_put; else profile_etcd_ts "$name"; fi
   done
 fi
+PATRONI_MD=""
+if [[ "${BENCH_PATRONI:-1}" == 1 ]]; then
+  log "patroni failover runs (bench/patroni.sh) ..."
+  PATRONI_MD="$RESULTS/patroni.md"
+  bench/patroni.sh > "$PATRONI_MD"
+fi
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 log "all runs done in $((SECONDS - started))s (load average now $LOADAVG_END); rendering $(basename "$OUT")"
 BENCH_BIN_DIR="$BIN_DIR" BENCH_RESULTS="$RESULTS" BENCH_ELAPSED="$((SECONDS - started))" \
   BENCH_CLUSTER_ELAPSED="$CLUSTER_ELAPSED" BENCH_LOADAVG_END="$LOADAVG_END" \
-  BENCH_TARGETS="$TARGETS" BENCH_LOADAVG="$LOADAVG_START" node bench/report.js "$OUT"
+  BENCH_TARGETS="$TARGETS" BENCH_LOADAVG="$LOADAVG_START" BENCH_PATRONI_MD="$PATRONI_MD" node bench/report.js "$OUT"
 log "wrote $OUT"

@@ -2,7 +2,7 @@
 // through the log (and are permission-checked when applied); reads answer from the applied auth store.
 // Also: resolving who a request runs as — its token, or with --client-cert-auth its certificate's CN.
 import * as grpc from '@grpc/grpc-js';
-import { requestAuth } from '../auth/context';
+import { NAMELESS_CERT_USER, requestAuth } from '../auth/context';
 import { EtcdServer } from '../server';
 import { ApiDeps, ServiceModule } from './service';
 
@@ -18,9 +18,14 @@ export async function callUser(server: EtcdServer, call: { metadata: grpc.Metada
     return server.tokenUser(String(raw));
   }
   if (clientCertAuth && call.getAuthContext) {
+    // only verified certificates get this far (the listener drops the rest)
     const ctx = call.getAuthContext() as { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | null;
-    const cn = ctx?.sslPeerCertificate?.subject?.CN;
-    if (typeof cn === 'string' && cn !== '') return cn;
+    const cert = ctx?.sslPeerCertificate;
+    if (cert) {
+      const cn = cert.subject?.CN;
+      if (typeof cn === 'string' && cn !== '') return cn;
+      return NAMELESS_CERT_USER;
+    }
   }
   return '';
 }

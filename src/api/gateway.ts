@@ -154,6 +154,19 @@ export function createGateway(opts: GatewayOptions): (req: http.IncomingMessage,
 
   return (req, res, path) => {
     if (!path.startsWith('/v3/')) return false;
+    // As etcd: a gateway request is never authenticated by its certificate's name, and one whose
+    // certificate has a name is refused outright, so nobody believes the name counted.
+    if (req.socket instanceof tls.TLSSocket) {
+      const cert = req.socket.getPeerCertificate();
+      if (cert && cert.raw && typeof cert.subject?.CN === 'string' && cert.subject.CN !== '') {
+        drain(req);
+        res.statusCode = 400;
+        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+        res.setHeader('X-Content-Type-Options', 'nosniff');
+        res.end('CommonName of client sending a request against gateway will be ignored and not used as expected\n');
+        return true;
+      }
+    }
     const target = GATEWAY_ROUTES[path];
     if (!target) {
       sendError(res, { code: grpc.status.NOT_FOUND, message: 'Not Found' });
@@ -320,11 +333,9 @@ class GatewayCall extends EventEmitter {
     });
   }
 
+  /** Never the client certificate: gateway requests authenticate by token only (see createGateway). */
   getAuthContext(): unknown {
-    const socket = this.req.socket;
-    if (!(socket instanceof tls.TLSSocket)) return { transportSecurityType: 'insecure' };
-    const cert = socket.getPeerCertificate();
-    return { transportSecurityType: 'ssl', sslPeerCertificate: cert && cert.raw ? cert : undefined };
+    return { transportSecurityType: this.req.socket instanceof tls.TLSSocket ? 'ssl' : 'insecure' };
   }
 
   getPeer(): string {

@@ -8,4 +8,12 @@ export interface RequestAuth {
   user: string;
 }
 
+/**
+ * The user of a request whose verified client certificate has no common name (with --client-cert-auth).
+ * etcd takes that as the user "" known to the auth store: data requests are then denied ("permission
+ * denied") rather than refused as anonymous ("user name is empty"), while admin requests still say the
+ * name is empty. No stored user ever matches it, whatever its name.
+ */
+export const NAMELESS_CERT_USER = '\u0000(client certificate without a common name)';
+
 export const requestAuth = new AsyncLocalStorage<RequestAuth>();

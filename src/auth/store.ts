@@ -13,6 +13,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { Backend, WriteBatch, prefixed } from '../storage/backend';
 import { etcdError } from '../util/errors';
+import { NAMELESS_CERT_USER } from './context';
 
 /** The key prefix byte of the auth store's records ('A'). */
 export const AUTH_PREFIX = 0x41;
@@ -406,12 +407,12 @@ export class AuthStore {
   }
 
   hasRole(user: string, role: string): boolean {
-    return this.users.get(user)?.roles.includes(role) ?? false;
+    return this.stored(user)?.roles.includes(role) ?? false;
   }
 
   /** Whether the user exists and has no password (it authenticates only by TLS certificate). */
   hasNoPassword(name: string): boolean {
-    return this.users.get(name)?.noPassword ?? false;
+    return this.stored(name)?.noPassword ?? false;
   }
 
   /**
@@ -436,6 +437,11 @@ export class AuthStore {
 
   // ---- permission checks ----
 
+  /** A stored user by name, for permission decisions: the nameless-certificate user is never one. */
+  private stored(name: string): User | undefined {
+    return name === NAMELESS_CERT_USER ? undefined : this.users.get(name);
+  }
+
   /** Whether the user exists and holds the root role (the role itself need not exist, as in etcd). */
   isAdmin(user: string): boolean {
     return this.hasRole(user, ROOT_ROLE);
@@ -444,8 +450,8 @@ export class AuthStore {
   /** etcd's IsAdminPermitted: with auth on, only a user holding the root role may run admin requests. */
   checkAdmin(user: string | undefined): void {
     if (!this._enabled) return;
-    if (!user) throw AuthErrors.userEmpty();
-    const u = this.users.get(user);
+    if (!user || user === NAMELESS_CERT_USER) throw AuthErrors.userEmpty();
+    const u = this.stored(user);
     if (!u) throw AuthErrors.userNotFound();
     if (!u.roles.includes(ROOT_ROLE)) throw AuthErrors.permissionDenied();
   }
@@ -473,7 +479,7 @@ export class AuthStore {
 
   /** The decision of checkPermission regardless of whether auth is enabled. */
   isPermitted(user: string, key: Buffer, rangeEnd: Buffer | undefined, type: 'read' | 'write'): boolean {
-    const u = this.users.get(user);
+    const u = this.stored(user);
     if (!u) return false;
     if (u.roles.includes(ROOT_ROLE)) return true;
     const merged = this.mergedPerms(user, u);
