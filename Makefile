@@ -35,7 +35,7 @@ tools:
 
 
 lint: install
-	npx eslint src test bench
+	npx eslint src test bench operator
 
 test: build tools lint
 	npx jest --ci
