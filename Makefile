@@ -33,17 +33,23 @@ tools:
 	@test/tools/build.sh >/dev/null
 	@test/tools/patroni.sh >/dev/null
 
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (Kubernetes 1.37) for the
+# kube-apiserver integration test, built from Kubernetes' Go modules and cached (the first build
+# takes several minutes).
+.PHONY: k8s-tools
+k8s-tools:
+	@test/tools/k8s.sh >/dev/null
 
 lint: install
 	npx eslint src test bench operator
 
-test: build tools lint
+test: build tools k8s-tools lint
 	npx jest --ci
 
 test-unit: build
 	npx jest --ci test/unit
 
-test-integration: build tools
+test-integration: build tools k8s-tools
 	npx jest --ci test/integration
 
 # The long Raft simulation (make test runs a short one).
