@@ -25,7 +25,7 @@ import * as https from 'https';
 import * as os from 'os';
 import * as path from 'path';
 import { makeCa, makeCert } from './certs';
-import { RunOptions, RunResult, freePort, removeDir, run, tmpDataDir } from './procs';
+import { RunOptions, RunResult, freePort, removeDir, run, tmpDataDir, trackChild } from './procs';
 
 /** The Kubernetes release test/tools/k8s.sh builds. */
 export const K8S_VERSION = '1.37.2';
@@ -63,62 +63,6 @@ export function k8sBinPath(name: KubeBinary): string {
 /** Throws (with instructions) unless all four binaries are there. */
 export function requireK8sTools(): void {
   for (const b of KUBE_BINARIES) k8sBinPath(b);
-}
-
-// ---------------------------------------------------------------------------
-// Guard: SIGKILLs the registered pids when this process goes away (its stdin pipe closes).
-
-const GUARD_SCRIPT = `
-const pids = new Set();
-let buf = '';
-const reap = () => {
-  for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch (e) {} }
-  process.exit(0);
-};
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\\n')) >= 0) {
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    const pid = Number(line.slice(1));
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    if (line[0] === '+') pids.add(pid); else if (line[0] === '-') pids.delete(pid);
-  }
-});
-process.stdin.on('end', reap);
-process.stdin.on('error', reap);
-process.on('SIGINT', () => {});
-process.on('SIGTERM', () => {});
-`;
-
-let guard: ChildProcess | undefined;
-let guarded = 0;
-
-function guardSend(line: string): void {
-  if (!guard || guard.exitCode !== null || guard.signalCode !== null) {
-    guard = spawn(process.execPath, ['-e', GUARD_SCRIPT], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-    guard.on('error', () => undefined);
-    guard.stdin?.on('error', () => undefined);
-    guard.unref();
-    (guard.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-  }
-  try {
-    guard.stdin?.write(line + '\n');
-  } catch {
-    // the guard died; stop() still ends what it started
-  }
-}
-
-function guardPid(pid: number, add: boolean): void {
-  guardSend(`${add ? '+' : '-'}${pid}`);
-  guarded += add ? 1 : -1;
-  if (guarded <= 0) {
-    guarded = 0;
-    guard?.stdin?.end();
-    guard = undefined;
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -168,15 +112,14 @@ export class KubeProcess {
     };
     this.child.stdout?.on('data', onData);
     this.child.stderr?.on('data', onData);
-    const pid = this.child.pid;
-    if (pid !== undefined) guardPid(pid, true);
+    // SIGKILLed by procs.ts's reaper should this process die without stopping it
+    trackChild(this.child);
     this.exited = new Promise<ExitStatus>((resolve) => {
       let done = false;
       const finish = (s: ExitStatus) => {
         if (done) return;
         done = true;
         this.exitStatus = s;
-        if (pid !== undefined) guardPid(pid, false);
         try {
           fs.writeSync(fd, `----- ${new Date().toISOString()} exited code=${s.code} signal=${s.signal}\n`);
           fs.closeSync(fd);

@@ -192,6 +192,11 @@ function reaperSend(line: string): void {
   }
 }
 
+/** Kills `child` with SIGKILL if this process goes away first (for helpers that spawn their own processes). */
+export function trackChild(child: ChildProcess): void {
+  track(child);
+}
+
 function track(child: ChildProcess): void {
   if (child.pid === undefined) return;
   if (liveChildren.size === 0) {
