@@ -39,6 +39,8 @@ tools:
 .PHONY: k8s-tools
 k8s-tools:
 	@test/tools/k8s.sh >/dev/null
+	@# the test kubelet (test/e2e) puts each pod in a network namespace: it needs iproute2's ip
+	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2; }
 
 lint: install
 	npx eslint src test bench operator
