@@ -189,6 +189,9 @@ describe('StatefulSet', () => {
     // Liveness gives a slow member more time than readiness does before acting.
     const patience = (p: { periodSeconds?: number; failureThreshold?: number }) => p.periodSeconds! * p.failureThreshold!;
     expect(patience(ctr.livenessProbe!)).toBeGreaterThan(patience(ctr.readinessProbe!));
+    // A start may take 5 minutes, but one that is quick is noticed within 2 s.
+    expect(patience(ctr.startupProbe!)).toBe(300);
+    expect(ctr.startupProbe!.periodSeconds).toBe(2);
     expect(ctr.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, fsGroup: 65532 });
     expect(pod.enableServiceLinks).toBe(false);

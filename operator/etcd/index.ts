@@ -1,0 +1,3 @@
+// Talking to a managed etcd-ts cluster.
+export * from './client';
+export * from './endpoints';

@@ -1,0 +1,2 @@
+// Kubernetes API access for the operator.
+export * from './client';
