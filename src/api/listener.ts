@@ -99,11 +99,18 @@ export class ClientListener {
     socket.on('error', () => socket.destroy());
   }
 
+  /**
+   * Stops listening and drops every client connection. A server's close callback waits for its open
+   * connections to end, so they are destroyed before waiting: clients keep connections (watch streams,
+   * keep-alive pools) open for as long as they like, and a stop must not wait for them.
+   */
   async close(): Promise<void> {
     for (const r of this.reloaders) r.close();
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.injector.destroy();
     for (const s of this.sockets) s.destroy();
+    this.httpServer.closeAllConnections();
     this.httpServer.close();
+    await closed;
   }
 }
