@@ -4,7 +4,7 @@ ETCD_TS_CACHE ?= $(HOME)/.cache/etcd-ts
 export ETCD_TS_CACHE
 NODE_BIN := node dist/src/bin/etcd-ts.js
 
-.PHONY: all install build run cluster sim test test-unit test-integration tools bench bench-patroni lint clean
+.PHONY: all install build run cluster sim test test-unit test-integration tools bench bench-patroni bench-operator lint clean
 
 all: build
 
@@ -59,13 +59,18 @@ SIM_SEEDS ?= 500
 sim: install
 	SIM_SEEDS=$(SIM_SEEDS) npx jest --ci test/sim
 
-bench: build tools
+bench: build tools k8s-tools
 	bench/run.sh
 
 # Only the Patroni failover comparison, spliced into BENCHMARKS.md (make bench runs it too).
 bench-patroni: build tools
 	bench/patroni.sh > dist/patroni-bench.md
-	node bench/report.js --patroni dist/patroni-bench.md BENCHMARKS.md
+	node bench/report.js --section patroni dist/patroni-bench.md BENCHMARKS.md
+
+# Only the operator's create and scale times on a real control plane, spliced into BENCHMARKS.md.
+bench-operator: build tools k8s-tools
+	bench/operator.sh > dist/operator-bench.md
+	node bench/report.js --section operator dist/operator-bench.md BENCHMARKS.md
 
 # The CRDs in crds/, generated from the zod schemas in operator/api (a unit test fails when they are stale).
 .PHONY: crds

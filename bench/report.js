@@ -831,31 +831,36 @@ function render(outFile) {
     }
   }
 
-  // The Patroni section (bench/patroni.sh, run with BENCH_PATRONI=1): the new one, else the previous report's.
-  const patroni = process.env.BENCH_PATRONI_MD && fs.existsSync(process.env.BENCH_PATRONI_MD)
-    ? fs.readFileSync(process.env.BENCH_PATRONI_MD, 'utf8')
-    : patroniSection(fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '');
+  // Sections of their own scripts (bench/patroni.sh, bench/operator.sh): the new one if run.sh made one,
+  // else the previous report's.
+  const previous = fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8') : '';
   let text = `${L.join('\n').replace(/\n+$/, '')}\n`;
-  if (patroni) text = spliceSection(text, patroni);
+  for (const name of SECTIONS) {
+    const fresh = process.env[`BENCH_${name.toUpperCase()}_MD`];
+    const section = fresh && fs.existsSync(fresh) ? fs.readFileSync(fresh, 'utf8') : sectionOf(previous, name);
+    if (section) text = spliceSection(text, name, section);
+  }
   fs.writeFileSync(outFile, text);
 }
 
-const PATRONI_BEGIN = '<!-- patroni section: bench/patroni.sh -->';
-const PATRONI_END = '<!-- end of patroni section -->';
+/** Report sections written by their own scripts, kept between markers. */
+const SECTIONS = ['patroni', 'operator'];
+const beginMarker = (name) => `<!-- ${name} section: bench/${name}.sh -->`;
+const endMarker = (name) => `<!-- end of ${name} section -->`;
 
-/** The Patroni section of a report, without its markers ('' if there is none). */
-function patroniSection(text) {
-  const a = text.indexOf(PATRONI_BEGIN);
-  const b = text.indexOf(PATRONI_END);
-  return a >= 0 && b > a ? text.slice(a + PATRONI_BEGIN.length, b).trim() : '';
+/** A named section of a report, without its markers ('' if there is none). */
+function sectionOf(text, name) {
+  const a = text.indexOf(beginMarker(name));
+  const b = text.indexOf(endMarker(name));
+  return a >= 0 && b > a ? text.slice(a + beginMarker(name).length, b).trim() : '';
 }
 
-/** The report with its Patroni section replaced by (or, if it has none, ended with) `section`. */
-function spliceSection(text, section) {
-  const block = `${PATRONI_BEGIN}\n${section.trim()}\n${PATRONI_END}`;
-  const a = text.indexOf(PATRONI_BEGIN);
-  const b = text.indexOf(PATRONI_END);
-  if (a >= 0 && b > a) return `${text.slice(0, a)}${block}${text.slice(b + PATRONI_END.length)}`;
+/** The report with its named section replaced by (or, if it has none, ended with) `section`. */
+function spliceSection(text, name, section) {
+  const block = `${beginMarker(name)}\n${section.trim()}\n${endMarker(name)}`;
+  const a = text.indexOf(beginMarker(name));
+  const b = text.indexOf(endMarker(name));
+  if (a >= 0 && b > a) return `${text.slice(0, a)}${block}${text.slice(b + endMarker(name).length)}`;
   return `${text.replace(/\n+$/, '')}\n\n${block}\n`;
 }
 
@@ -873,15 +878,15 @@ function main(argv) {
     }
     return;
   }
-  if (argv[0] === '--patroni') {
-    // bench/patroni.sh's table into an existing report, the rest of it untouched
-    const [, sectionFile, outFile] = argv;
-    if (!sectionFile || !outFile) throw new Error('usage: report.js --patroni SECTION.md OUT.md');
+  if (argv[0] === '--section') {
+    // one script's section (bench/patroni.sh, bench/operator.sh) into an existing report, the rest untouched
+    const [, name, sectionFile, outFile] = argv;
+    if (!SECTIONS.includes(name) || !sectionFile || !outFile) throw new Error(`usage: report.js --section ${SECTIONS.join('|')} SECTION.md OUT.md`);
     const out = path.resolve(outFile);
-    fs.writeFileSync(out, spliceSection(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '# Benchmarks\n', fs.readFileSync(sectionFile, 'utf8')));
+    fs.writeFileSync(out, spliceSection(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '# Benchmarks\n', name, fs.readFileSync(sectionFile, 'utf8')));
     return;
   }
-  if (!argv[0]) throw new Error('usage: report.js OUT.md | --profile-top FILE.cpuprofile [N] | --patroni SECTION.md OUT.md');
+  if (!argv[0]) throw new Error(`usage: report.js OUT.md | --profile-top FILE.cpuprofile [N] | --section ${SECTIONS.join('|')} SECTION.md OUT.md`);
   render(path.resolve(argv[0]));
 }
 

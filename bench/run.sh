@@ -59,6 +59,8 @@
 #                          BENCH_CLUSTER=0]
 #   BENCH_PATRONI          1 = run bench/patroni.sh (Patroni leader
 #                          election and failover, etcd vs etcd-ts)  [1]
+#   BENCH_OPERATOR         1 = run bench/operator.sh (EtcdCluster create
+#                          and scale times on a real control plane) [1]
 #   BENCH_RUN_TIMEOUT      seconds allowed per workload        [120]
 #   BENCH_START_TIMEOUT    seconds allowed until /health is OK [30]
 #   BENCH_KEEP_FAILED      1 = keep the temp dir (server logs, benchmark
@@ -796,9 +798,15 @@ if [[ "${BENCH_PATRONI:-1}" == 1 ]]; then
   PATRONI_MD="$RESULTS/patroni.md"
   bench/patroni.sh > "$PATRONI_MD"
 fi
+OPERATOR_MD=""
+if [[ "${BENCH_OPERATOR:-1}" == 1 ]]; then
+  log "operator runs on a real control plane (bench/operator.sh) ..."
+  OPERATOR_MD="$RESULTS/operator.md"
+  bench/operator.sh > "$OPERATOR_MD"
+fi
 LOADAVG_END="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || true)"
 log "all runs done in $((SECONDS - started))s (load average now $LOADAVG_END); rendering $(basename "$OUT")"
 BENCH_BIN_DIR="$BIN_DIR" BENCH_RESULTS="$RESULTS" BENCH_ELAPSED="$((SECONDS - started))" \
   BENCH_CLUSTER_ELAPSED="$CLUSTER_ELAPSED" BENCH_LOADAVG_END="$LOADAVG_END" \
-  BENCH_TARGETS="$TARGETS" BENCH_LOADAVG="$LOADAVG_START" BENCH_PATRONI_MD="$PATRONI_MD" node bench/report.js "$OUT"
+  BENCH_TARGETS="$TARGETS" BENCH_LOADAVG="$LOADAVG_START" BENCH_PATRONI_MD="$PATRONI_MD" BENCH_OPERATOR_MD="$OPERATOR_MD" node bench/report.js "$OUT"
 log "wrote $OUT"
