@@ -72,7 +72,7 @@ export const storageSchema = z
       .default(DEFAULT_STORAGE_SIZE)
       .describe(
         'Size of each member\'s volume (a Kubernetes quantity, e.g. "10Gi"). Keep it well above etcdOptions.quotaBackendBytes: ' +
-          'the volume also holds the raft log and snapshots.',
+          'the volume also holds the raft log and snapshots. Cannot be changed later.',
       ),
     storageClassName: z
       .string()
@@ -86,6 +86,12 @@ export const storageSchema = z
       rule: 'has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)',
       message: 'storageClassName cannot be changed: the members\' volumes were created with it',
       fieldPath: '.storageClassName',
+    },
+    {
+      // a StatefulSet's claim templates are immutable, and volumes are not expanded (yet)
+      rule: 'has(self.size) == has(oldSelf.size) && (!has(self.size) || string(self.size) == string(oldSelf.size))',
+      message: 'size cannot be changed: the members\' volumes were created with it (volume expansion is not supported yet)',
+      fieldPath: '.size',
     }),
   )
   .prefault({})

@@ -559,6 +559,11 @@ test('invalid specs: the API server refuses what the schema can say, with a read
   for (const name of ['too-many', 'bad-timeouts']) {
     expect(await api!.getOrNull(`/apis/etcd-ts.io/v1alpha1/namespaces/${NS}/etcdclusters/${name}`)).toBeUndefined();
   }
+
+  // The running cluster's volume size cannot be changed (claim templates are immutable).
+  const resize = await cp!.kubectl(['-n', NS, 'patch', 'etcdcluster', NAME, '--type=merge', '-p', JSON.stringify({ spec: { storage: { size: '64Gi' } } })]);
+  expect(resize.code).not.toBe(0);
+  expect(resize.stderr).toMatch(/spec\.storage\.size: Invalid value: .*size cannot be changed: the members' volumes were created with it/);
 });
 
 test('invalid specs: one only the operator catches changes nothing and sets Degraded=InvalidSpec until fixed', async () => {

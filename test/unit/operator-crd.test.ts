@@ -110,6 +110,7 @@ describe('CRD shape', () => {
     expect(rulesOf(lookup(schema, ['spec', 'etcdOptions'])).join('\n')).toMatch(/electionTimeout.*>= 5 \* /);
     expect(rulesOf(lookup(schema, ['spec', 'etcdOptions'])).join('\n')).toMatch(/autoCompactionRetention\.matches/);
     expect(rulesOf(lookup(schema, ['spec', 'storage'])).join('\n')).toMatch(/oldSelf\.storageClassName/);
+    expect(rulesOf(lookup(schema, ['spec', 'storage'])).join('\n')).toMatch(/string\(oldSelf\.size\)/);
     expect(rulesOf(schema).join('\n')).toMatch(/self\.metadata\.name\.size\(\) <= 52/);
   });
 });
