@@ -768,8 +768,14 @@ export class EtcdServer {
     if (this.jwt) return;
     const index = Number(token.slice(token.lastIndexOf('.') + 1));
     if (!Number.isSafeInteger(index) || index <= this.appliedIndex || index > this.commitIndex + 10_000) return;
-    const deadline = Date.now() + 2000;
-    while (this.appliedIndex < index && Date.now() < deadline && !this.stopped) await new Promise((r) => setTimeout(r, 5));
+    // the same queue linearizable reads wait in for their index to be applied (released by the apply loop;
+    // stop() releases it too); the token is judged after at most 2 s either way
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.readsAwaitingApply.push({ index, waiters: [{ resolve, reject: () => resolve(), deadline: Infinity }] })),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** The user a client request runs as (undefined outside a client request, or with auth off). */
