@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { TlsFiles, TlsReloader, checkPeerIdentity, secureContextOptions, serverTlsOptions } from './util/tls';
-import { ClientListener, GRPC_OVERHEAD_BYTES, createGateway, createGrpcServer, createHttpHandler } from './api';
+import { ClientListener, GRPC_OVERHEAD_BYTES, MetricsListener, createGateway, createGrpcServer, createHttpHandler } from './api';
 import { watchService } from './api/watch';
 import { leaseService } from './api/lease';
 import { electionService } from './api/election';
@@ -26,6 +26,8 @@ export interface ListenAddress {
 
 export interface NodeOptions extends ServerOptions {
   listenClient: ListenAddress[];
+  /** --listen-metrics-urls: extra listeners serving only /metrics and the health endpoints */
+  listenMetrics?: ListenAddress[];
   /** where the peer port (Raft transport) listens; none: a member that cannot talk to peers */
   listenPeer?: ListenAddress[];
   /** certificates for https client URLs (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth, ...) */
@@ -45,6 +47,8 @@ export interface RunningNode {
   clientPorts: number[];
   /** The bound peer ports, in listenPeer order. */
   peerPorts: number[];
+  /** The bound --listen-metrics-urls ports, in listenMetrics order. */
+  metricsPorts: number[];
   stop(): Promise<void>;
 }
 
@@ -148,8 +152,11 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     watchService(deps, { progressIntervalMs: options.watchProgressNotifyIntervalMs, maxRequestBytes: options.maxRequestBytes + GRPC_OVERHEAD_BYTES }),
   ]);
   const gateway = createGateway({ methods, maxMessageBytes: options.maxRequestBytes + GRPC_OVERHEAD_BYTES, log });
-  const listener = new ClientListener(grpcServer, createHttpHandler(server, log, gateway));
+  const httpHandler = createHttpHandler(server, log, gateway);
+  const listener = new ClientListener(grpcServer, httpHandler);
+  const metricsListener = new MetricsListener(httpHandler);
   const clientPorts: number[] = [];
+  const metricsPorts: number[] = [];
   try {
     // As etcd: clients are served once this member has published itself through the log.
     await server.whenPublished();
@@ -161,7 +168,17 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
         clientPorts.push(await listener.listen(addr.host, addr.port));
       }
     }
+    for (const addr of options.listenMetrics ?? []) {
+      if (addr.tls) {
+        if (!options.clientTls) throw new Error(`${addr.url}: https metrics URLs need --cert-file and --key-file`);
+        metricsPorts.push(await metricsListener.listenTls(addr.host, addr.port, options.clientTls, log));
+      } else {
+        metricsPorts.push(await metricsListener.listen(addr.host, addr.port));
+      }
+      log.info({ address: `${addr.host}:${addr.port}` }, 'serving metrics');
+    }
   } catch (err) {
+    await metricsListener.close();
     await listener.close();
     await server.stop();
     await transport.close();
@@ -197,10 +214,12 @@ export async function startNode(options: NodeOptions): Promise<RunningNode> {
     server,
     clientPorts,
     peerPorts,
+    metricsPorts,
     stop: () => {
       stopping ??= (async () => {
         clearInterval(gaugeTimer);
         await compactor.stop();
+        await metricsListener.close();
         await listener.close();
         grpcServer.forceShutdown();
         // the server first (a leader hands over leadership through the transport), then the peer port

@@ -14,6 +14,7 @@ import { LOADER_OPTIONS, protoRoot } from '../util/proto';
 import { Logger } from '../util/logger';
 import { ApiMethod } from './grpc';
 import { JsonRequestError, JsonValueSplitter, jsonToProto, protoToJson } from './protojson';
+import { metrics } from '../metrics';
 
 /** Gateway paths → "package.Service/Method", as etcd 3.6 serves them. */
 export const GATEWAY_ROUTES: Record<string, string> = {
@@ -193,6 +194,8 @@ export function createGateway(opts: GatewayOptions): (req: http.IncomingMessage,
           details: `grpc: received message larger than max (${bytes.length} vs. ${opts.maxMessageBytes})`,
         });
       }
+      // etcd's gateway is a gRPC client of its own server, so its messages count as client gRPC bytes there too
+      metrics.clientGrpcReceivedBytes.inc(bytes.length);
       return t.request.toObject(t.request.decode(bytes), LOADER_OPTIONS);
     };
     if (method.kind === 'bidi') {
@@ -210,6 +213,7 @@ export function createGateway(opts: GatewayOptions): (req: http.IncomingMessage,
             if (err) return sendError(res, statusOf(err));
             let body: string;
             try {
+              countSentBytes(t.response, value);
               body = JSON.stringify(protoToJson(t.response, value));
             } catch (e) {
               opts.log.error({ err: e, method: target }, 'gateway could not encode a response');
@@ -226,6 +230,11 @@ export function createGateway(opts: GatewayOptions): (req: http.IncomingMessage,
       .catch((err: unknown) => sendError(res, statusOf(err)));
     return true;
   };
+}
+
+/** Counts a response as the gRPC message etcd's gateway would have received for it (its encoded size). */
+function countSentBytes(type: protobuf.Type, value: unknown): void {
+  metrics.clientGrpcSentBytes.inc(type.encode(type.fromObject(value as Record<string, unknown>)).finish().length);
 }
 
 /** Reads a whole body, refusing one that could not encode into an allowed message. */
@@ -358,6 +367,7 @@ class GatewayCall extends EventEmitter {
     if (this.finished) return false;
     let line: string;
     try {
+      countSentBytes(this.responseType, message);
       line = JSON.stringify({ result: protoToJson(this.responseType, message) }) + '\n';
     } catch (err) {
       this.log.error({ err }, 'gateway could not encode a stream message');

@@ -1,12 +1,12 @@
 // The gRPC server: registers every service module, turns errors into etcd's status codes and messages,
-// and keeps the grpc_server_* metrics. Services this member does not offer yet are left unregistered, so
-// clients get gRPC's own UNIMPLEMENTED, as from an etcd built without them.
+// and keeps the grpc_server_* metrics and the client gRPC byte counters. Services this member does not offer
+// yet are left unregistered, so clients get gRPC's own UNIMPLEMENTED, as from an etcd built without them.
 import * as grpc from '@grpc/grpc-js';
 import { EtcdError, Errors, isEtcdError } from '../util/errors';
 import { asCallUser, authService, callUser } from './auth';
 import { Logger } from '../util/logger';
 import { apiPackageDefinition } from '../util/proto';
-import { metrics } from '../metrics';
+import { GRPC_CODE_NAMES, grpcHandlingSeconds, initGrpcMethodMetrics, metrics, secondsSince } from '../metrics';
 import { ApiDeps, BidiHandler, ServerStreamHandler, ServiceModule, UnaryHandler } from './service';
 import { kvService } from './kv';
 import { clusterService } from './cluster';
@@ -19,7 +19,31 @@ export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 function serviceDefinition(name: string): grpc.ServiceDefinition {
   const def = apiPackageDefinition()[name];
   if (!def || 'format' in def) throw new Error(`no service ${name} in the proto definitions`);
-  return def as unknown as grpc.ServiceDefinition;
+  return countingBytes(def as unknown as grpc.ServiceDefinition);
+}
+
+/**
+ * The definition with its (de)serializers counting message payload bytes into
+ * etcd_network_client_grpc_{received,sent}_bytes_total: grpc-js hands them exactly the encoded message, so the
+ * count is what etcd reports (protobuf size per message, failed requests' bytes in, no bytes out for an error).
+ */
+function countingBytes(def: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def as Record<string, grpc.MethodDefinition<unknown, unknown>>)) {
+    out[name] = {
+      ...m,
+      requestDeserialize: (bytes: Buffer) => {
+        metrics.clientGrpcReceivedBytes.inc(bytes.length);
+        return m.requestDeserialize(bytes);
+      },
+      responseSerialize: (value: unknown) => {
+        const bytes = m.responseSerialize(value);
+        metrics.clientGrpcSentBytes.inc(bytes.length);
+        return bytes;
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
 }
 
 export function toServiceError(err: unknown, log: Logger, method: string): Partial<grpc.StatusObject> {
@@ -29,24 +53,32 @@ export function toServiceError(err: unknown, log: Logger, method: string): Parti
 }
 
 /** grpc_code label values as Go's codes.Code.String() spells them (what etcd's dashboards filter on). */
-const GO_CODE_NAMES: Record<number, string> = {
-  0: 'OK', 1: 'Canceled', 2: 'Unknown', 3: 'InvalidArgument', 4: 'DeadlineExceeded', 5: 'NotFound',
-  6: 'AlreadyExists', 7: 'PermissionDenied', 8: 'ResourceExhausted', 9: 'FailedPrecondition', 10: 'Aborted',
-  11: 'OutOfRange', 12: 'Unimplemented', 13: 'Internal', 14: 'Unavailable', 15: 'DataLoss', 16: 'Unauthenticated',
-};
 export function grpcCodeName(code: grpc.status): string {
-  return GO_CODE_NAMES[code] ?? `Code(${code})`;
+  return GRPC_CODE_NAMES[code] ?? `Code(${code})`;
 }
 
 type Labels = { grpc_type: string; grpc_service: string; grpc_method: string };
+
+/** Counts an RPC's end once: handled by status code, and its duration when --metrics=extensive is on. */
+function handledOnce(labels: Labels): (code: string) => void {
+  const started = process.hrtime.bigint();
+  let counted = false;
+  return (code) => {
+    if (counted) return;
+    counted = true;
+    metrics.grpcHandled.inc({ ...labels, grpc_code: code });
+    grpcHandlingSeconds()?.observe(labels, secondsSince(started));
+  };
+}
 
 function unary(labels: Labels, fn: UnaryHandler, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     metrics.grpcStarted.inc(labels);
     metrics.grpcMsgReceived.inc(labels);
+    const handled = handledOnce(labels);
     const fail = (err: unknown) => {
       const e = toServiceError(err, log, labels.grpc_method);
-      metrics.grpcHandled.inc({ ...labels, grpc_code: grpcCodeName(e.code ?? grpc.status.UNKNOWN) });
+      handled(grpcCodeName(e.code ?? grpc.status.UNKNOWN));
       callback(e as grpc.ServiceError);
     };
     let result: unknown;
@@ -57,7 +89,7 @@ function unary(labels: Labels, fn: UnaryHandler, log: Logger): grpc.handleUnaryC
       return;
     }
     Promise.resolve(result).then((value) => {
-      metrics.grpcHandled.inc({ ...labels, grpc_code: 'OK' });
+      handled('OK');
       metrics.grpcMsgSent.inc(labels);
       callback(null, value);
     }, fail);
@@ -68,34 +100,63 @@ function serverStream(labels: Labels, fn: ServerStreamHandler, log: Logger): grp
   return (call) => {
     metrics.grpcStarted.inc(labels);
     metrics.grpcMsgReceived.inc(labels);
+    const handled = handledOnce(labels);
     const write = call.write.bind(call);
     call.write = ((chunk: unknown, ...rest: never[]) => {
       metrics.grpcMsgSent.inc(labels);
       return write(chunk, ...rest);
     }) as typeof call.write;
+    // a client that leaves mid-stream (e.g. an interrupted snapshot) ends the RPC whether or not the handler notices
+    call.on('cancelled', () => handled('Canceled'));
     fn(call.request as never, call).then(
       () => {
-        metrics.grpcHandled.inc({ ...labels, grpc_code: 'OK' });
+        handled('OK');
         call.end();
       },
       (err: unknown) => {
         const e = toServiceError(err, log, labels.grpc_method);
-        metrics.grpcHandled.inc({ ...labels, grpc_code: grpcCodeName(e.code ?? grpc.status.UNKNOWN) });
+        handled(grpcCodeName(e.code ?? grpc.status.UNKNOWN));
         call.emit('error', e);
       },
     );
   };
 }
 
+/**
+ * The code etcd counts when a client leaves a stream: Canceled, except for LeaseKeepAlive, whose etcd handler
+ * returns without an error then (so etcd counts OK).
+ */
+const CLIENT_LEFT_CODE: Record<string, string> = { LeaseKeepAlive: 'OK' };
+
+/**
+ * A bidi stream ends in one of three ways, each counted once in grpc_server_handled_total (the dashboards'
+ * open-stream count is started minus handled): the handler ends it (OK), the handler fails it with a status
+ * (emitted as 'error'), or the client goes away first (see CLIENT_LEFT_CODE).
+ */
 function bidi(labels: Labels, fn: BidiHandler): grpc.handleBidiStreamingCall<unknown, unknown> {
   return (call) => {
     metrics.grpcStarted.inc(labels);
+    const handled = handledOnce(labels);
+    const clientLeft = CLIENT_LEFT_CODE[labels.grpc_method] ?? 'Canceled';
     call.on('data', () => metrics.grpcMsgReceived.inc(labels));
     const write = call.write.bind(call);
     call.write = ((chunk: unknown, ...rest: never[]) => {
       metrics.grpcMsgSent.inc(labels);
       return write(chunk, ...rest);
     }) as typeof call.write;
+    const end = call.end.bind(call);
+    call.end = ((...args: never[]) => {
+      // grpc-js turns a client's cancellation into a half-close (on which handlers end the stream) before it
+      // emits 'cancelled' on the next tick: decide after that tick, so a cancellation is not counted as OK.
+      setImmediate(() => handled('OK'));
+      return end(...args);
+    }) as typeof call.end;
+    const emit = call.emit.bind(call);
+    call.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event === 'error') handled(grpcCodeName((args[0] as { code?: grpc.status } | undefined)?.code ?? grpc.status.UNKNOWN));
+      return emit(event, ...args);
+    }) as typeof call.emit;
+    call.on('cancelled', () => handled(clientLeft));
     fn(call);
   };
 }
@@ -188,7 +249,14 @@ export function createGrpcServer(deps: ApiDeps, maxRequestBytes: number, extra: 
   const modules = [kvService(deps), clusterService(deps), maintenanceService(deps), authService(deps), healthService(), ...extra];
   for (const m of modules) {
     const impl: grpc.UntypedServiceImplementation = {};
-    const labels = (type: string, method: string): Labels => ({ grpc_type: type, grpc_service: m.service, grpc_method: method });
+    // etcd creates its gRPC series at zero for the services registered before its metrics interceptor, i.e. all
+    // but Election and Lock (those appear with their first call); the same set here keeps scrapes alike.
+    const preinit = !m.service.startsWith('v3');
+    const labels = (type: string, method: string): Labels => {
+      const l = { grpc_type: type, grpc_service: m.service, grpc_method: method };
+      if (preinit) initGrpcMethodMetrics(l);
+      return l;
+    };
     const etcdApi = m.service.startsWith('etcdserverpb.') || m.service.startsWith('v3');
     for (const [name, fn] of Object.entries(m.unary ?? {})) {
       const h = unary(labels('unary', name), etcdApi ? learnerGuard(deps, name, authGuard(deps, m.service, name, fn)) : fn, log);

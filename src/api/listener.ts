@@ -6,6 +6,7 @@
 // change (see util/tls.ts).
 import * as net from 'node:net';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { Logger } from '../util/logger';
@@ -112,5 +113,74 @@ export class ClientListener {
     this.httpServer.closeAllConnections();
     this.httpServer.close();
     await closed;
+  }
+}
+
+/** The paths a --listen-metrics-urls listener serves, as etcd's metrics listener does; anything else is 404. */
+const METRICS_PATHS = new Set(['/metrics', '/health', '/livez', '/readyz']);
+
+/**
+ * The --listen-metrics-urls listeners: plain HTTP/1.1 (or HTTPS with the client certificates) serving only
+ * /metrics and the health endpoints, so Prometheus and probes can reach a member on a port that carries no
+ * client traffic. The handler is the client port's own, so the answers are the same.
+ */
+export class MetricsListener {
+  private readonly servers: net.Server[] = [];
+  private readonly reloaders: TlsReloader[] = [];
+  private readonly handler: http.RequestListener;
+
+  constructor(httpHandler: http.RequestListener) {
+    this.handler = (req, res) => {
+      const p = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (METRICS_PATHS.has(p) || p.startsWith('/livez/') || p.startsWith('/readyz/')) {
+        httpHandler(req, res);
+        return;
+      }
+      // Go's http.NotFound, which etcd's metrics mux answers with
+      res.statusCode = 404;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.end('404 page not found\n');
+    };
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return this.bind(http.createServer(this.handler), host, port);
+  }
+
+  listenTls(host: string, port: number, files: TlsFiles, log: Logger): Promise<number> {
+    const srv = https.createServer({ ...serverTlsOptions(files), ALPNProtocols: ['http/1.1'] }, this.handler);
+    srv.on('secureConnection', (socket: tls.TLSSocket) => {
+      const denied = checkPeerIdentity(socket, files);
+      if (denied) {
+        log.warn({ 'remote-addr': `${socket.remoteAddress}:${socket.remotePort}`, reason: denied }, 'rejected metrics connection');
+        socket.destroy();
+      }
+    });
+    this.reloaders.push(new TlsReloader(files, 'client', log, (opts) => srv.setSecureContext({ ...opts })));
+    return this.bind(srv, host, port);
+  }
+
+  private bind(srv: http.Server, host: string, port: number): Promise<number> {
+    srv.keepAliveTimeout = 30_000;
+    this.servers.push(srv);
+    return new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen({ host, port, exclusive: true }, () => {
+        srv.off('error', reject);
+        resolve((srv.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.reloaders) r.close();
+    await Promise.all(
+      this.servers.map((s) => {
+        const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+        (s as http.Server).closeAllConnections();
+        return closed;
+      }),
+    );
   }
 }

@@ -3,6 +3,7 @@
 // A bad flag or value is one line on stderr and a non-zero exit, before any data is touched.
 import { Config, ConfigError, parseCommandLine, usageText } from '../config';
 import { NodeOptions, startNode } from '../node';
+import { enableGrpcHandlingHistogram } from '../metrics';
 import { ETCD_API_VERSION } from '../server';
 import { createLogger } from '../util/logger';
 import type { TlsFiles } from '../util/tls';
@@ -26,6 +27,9 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
   }
   for (const u of config.listenPeerUrls) {
     if (u.scheme !== 'http' && u.scheme !== 'https') throw unsupported(`--listen-peer-urls ${u.href} (scheme ${u.scheme})`);
+  }
+  for (const u of config.listenMetricsUrls) {
+    if (u.scheme !== 'http' && u.scheme !== 'https') throw unsupported(`--listen-metrics-urls ${u.href} (scheme ${u.scheme})`);
   }
   if (config.autoTls && !config.certFile) throw unsupported('--auto-tls');
   if (config.peerAutoTls && !config.peerCertFile) throw unsupported('--peer-auto-tls');
@@ -88,6 +92,7 @@ export function toNodeOptions(config: Config, logger: ReturnType<typeof createLo
     watchProgressNotifyIntervalMs: config.watchProgressNotifyIntervalMs > 0 ? config.watchProgressNotifyIntervalMs : 10 * 60 * 1000,
     autoCompaction: config.autoCompaction,
     listenClient: config.listenClientUrls.map((u) => ({ host: u.host, port: u.port ?? 2379, url: u.href, tls: u.scheme === 'https' })),
+    listenMetrics: config.listenMetricsUrls.map((u) => ({ host: u.host, port: u.port ?? 2381, url: u.href, tls: u.scheme === 'https' })),
     listenPeer: config.listenPeerUrls.map((u) => ({ host: u.host, port: u.port ?? 2380, url: u.href, tls: u.scheme === 'https' })),
     clientTls,
     peerTls,
@@ -132,6 +137,8 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+  // --metrics=extensive adds the gRPC latency histogram (etcd's slow-request alert reads it); basic omits it
+  if (config.metrics === 'extensive') enableGrpcHandlingHistogram();
   logger.info({ 'etcd-ts-version': PACKAGE_VERSION, 'etcd-api-version': ETCD_API_VERSION, 'data-dir': config.dataDir, name: config.name }, 'starting etcd-ts');
   let node;
   try {

@@ -1,7 +1,7 @@
 // The HTTP side of the client port, compared with reference etcd 3.6 where the answer is the same by
 // contract (/health, /livez, /readyz, /version shape), plus /metrics carrying etcd's metric names.
 import { Etcd3 } from 'etcd3';
-import { NodeHandle, httpGet, startNode } from '../helpers';
+import { NodeHandle, freePort, httpGet, startNode } from '../helpers';
 
 let ts: NodeHandle;
 let ref: NodeHandle;
@@ -102,4 +102,51 @@ test('/metrics exposes etcd metric names with etcd types, and they move', async 
   expect(body).toMatch(/^grpc_server_handled_total\{grpc_type="unary",grpc_service="etcdserverpb.KV",grpc_method="Put",grpc_code="OK"\} [1-9]\d*$/m);
   const committed = Number(/^etcd_server_proposals_committed_total (\d+)$/m.exec(body)?.[1]);
   expect(committed).toBeGreaterThanOrEqual(1);
+});
+
+describe('--listen-metrics-urls', () => {
+  let tsM: NodeHandle;
+  let refM: NodeHandle;
+  let tsPort: number;
+  let refPort: number;
+
+  beforeAll(async () => {
+    [tsPort, refPort] = [await freePort(), await freePort()];
+    [tsM, refM] = await Promise.all([
+      startNode({ kind: 'etcd-ts', extraArgs: [`--listen-metrics-urls=http://127.0.0.1:${tsPort}`] }),
+      startNode({ kind: 'etcd', extraArgs: [`--listen-metrics-urls=http://127.0.0.1:${refPort}`] }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([tsM?.destroy(), refM?.destroy()]);
+  });
+
+  // The metrics listener serves /metrics and the health endpoints, and nothing of the client API.
+  test.each(['/health', '/livez', '/readyz?verbose', '/readyz/serializable_read', '/version', '/v3/kv/range', '/'])(
+    'GET %s on the metrics port answers as etcd does',
+    async (path) => {
+      const [a, b] = await Promise.all([httpGet(`http://127.0.0.1:${tsPort}${path}`), httpGet(`http://127.0.0.1:${refPort}${path}`)]);
+      expect({ status: a.status, type: a.headers['content-type'], body: bodyLines(a.body) }).toEqual({
+        status: b.status,
+        type: b.headers['content-type'],
+        body: bodyLines(b.body),
+      });
+    },
+  );
+
+  test('/metrics on the metrics port is the member registry (the same series as on the client port)', async () => {
+    const res = await httpGet(`http://127.0.0.1:${tsPort}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatch(/^etcd_server_has_leader 1$/m);
+    expect(res.body).toMatch(/^# TYPE etcd_disk_wal_fsync_duration_seconds histogram$/m);
+    const names = (body: string) => new Set(body.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
+    expect(names(res.body)).toEqual(names((await httpGet(`${tsM.clientUrl}/metrics`)).body));
+  });
+
+  test('a metrics URL that cannot be bound fails the start with the address in the error', async () => {
+    await expect(startNode({ kind: 'etcd-ts', extraArgs: [`--listen-metrics-urls=http://127.0.0.1:${tsPort}`], readyTimeoutMs: 10_000 })).rejects.toThrow(
+      new RegExp(`127\\.0\\.0\\.1:${tsPort}`),
+    );
+  });
 });
