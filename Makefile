@@ -42,16 +42,29 @@ k8s-tools:
 	@# the test kubelet (test/e2e) puts each pod in a network namespace: it needs iproute2's ip
 	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2; }
 
+# helm v4 and promtool for the Helm chart tests (lint, template, install into the e2e control plane;
+# checking and unit-testing the alert rules), built from their Go modules and cached.
+.PHONY: chart-tools chart-lint
+chart-tools:
+	@test/tools/charts.sh >/dev/null
+
+# Lint the operator's chart with its defaults and with every optional feature on.
+chart-lint: chart-tools
+	@h="$$(test/tools/charts.sh)/helm"; \
+	  "$$h" lint charts/etcd-ts-operator && \
+	  "$$h" lint charts/etcd-ts-operator --set metrics.serviceMonitor.enabled=true \
+	    --set members.monitor.enabled=true --set prometheusRule.enabled=true --set grafanaDashboard.enabled=true
+
 lint: install
 	npx eslint src test bench operator
 
-test: build tools k8s-tools lint
+test: build tools k8s-tools chart-tools lint
 	npx jest --ci
 
 test-unit: build
 	npx jest --ci test/unit
 
-test-integration: build tools k8s-tools
+test-integration: build tools k8s-tools chart-tools
 	npx jest --ci test/integration
 
 # The long Raft simulation (make test runs a short one).
@@ -79,3 +92,28 @@ crds: build
 
 clean:
 	rm -rf dist
+
+# ---- Container image (Dockerfile) and the kind e2e -------------------------------------------------------
+# image-stage: the runtime tree the Dockerfile's build stage makes and its runtime stage copies
+#   (IMAGE_STAGE=<new or empty dir>; the Dockerfile runs `make image-stage IMAGE_STAGE=/out`).
+# image-rootfs: the same tree plus node and its shared libraries as a local root filesystem, cached by a hash
+#   of the sources, for running the image's contents without Docker.
+# image-test: starts that rootfs the way a container runtime starts the image (test/integration/image.test.ts).
+# e2e-kind: the operator end to end on kind, for machines with Docker (test/kind/e2e.sh).
+.PHONY: image-stage image-rootfs image-test e2e-kind
+IMAGE_STAGE ?=
+image-stage:
+	@test -n "$(IMAGE_STAGE)" || { echo "make image-stage: set IMAGE_STAGE to a new or empty directory" >&2; exit 2; }
+	test/tools/image.sh stage "$(IMAGE_STAGE)"
+
+image-rootfs:
+	@test/tools/image.sh rootfs >/dev/null
+
+image-test: install tools image-rootfs
+	npx jest --ci test/integration/image.test.ts
+
+e2e-kind:
+	test/kind/e2e.sh
+
+# The image test in `make test` / `make test-integration` finds the rootfs built.
+test test-integration: image-rootfs

@@ -7,7 +7,7 @@ import * as http from 'http';
 import * as os from 'os';
 import { randomBytes } from 'crypto';
 import * as client from 'prom-client';
-import { LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER_NAME } from './api';
+import { DEFAULT_IMAGE_REPOSITORY, LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGER_NAME } from './api';
 import { EtcdClusterReconciler } from './controllers/etcdcluster';
 import { LeaderElector } from './controllers/leader';
 import { DEFAULT_TIMINGS } from './controllers/plan';
@@ -25,6 +25,8 @@ export interface OperatorFlags {
   metricsBindAddress: string;
   healthProbeBindAddress: string;
   memberEndpoints: EndpointMode;
+  /** The repository spec.version selects a tag of when an EtcdCluster names no image. */
+  memberImageRepository: string;
   logLevel: string;
   workers: number;
   resyncSeconds: number;
@@ -43,6 +45,8 @@ const USAGE = `Usage: etcd-ts-operator [flags]
   --metrics-bind-address HOST:PORT      Prometheus metrics (default 127.0.0.1:8080; "0" disables)
   --health-probe-bind-address HOST:PORT /healthz and /readyz (default :8081; "0" disables)
   --member-endpoints dns|pod-ip         how to reach members (default dns)
+  --member-image-repository REPO        image repository of members without spec.image; the tag is spec.version
+                                        (default etcd-ts; the Helm chart passes the operator's own repository)
   --log-level debug|info|warn|error     (default info)
   --workers N                           clusters reconciled in parallel (default 2)
   --resync-seconds N                    reconcile every cluster at least this often (default 60)
@@ -57,6 +61,7 @@ export function parseFlags(argv: string[]): OperatorFlags {
     metricsBindAddress: '127.0.0.1:8080',
     healthProbeBindAddress: ':8081',
     memberEndpoints: 'dns',
+    memberImageRepository: DEFAULT_IMAGE_REPOSITORY,
     logLevel: 'info',
     workers: 2,
     resyncSeconds: 60,
@@ -111,6 +116,15 @@ export function parseFlags(argv: string[]): OperatorFlags {
         const v = value();
         if (v !== 'dns' && v !== 'pod-ip') throw new UsageError('--member-endpoints must be dns or pod-ip');
         f.memberEndpoints = v;
+        break;
+      }
+      case 'member-image-repository': {
+        const v = value();
+        // a repository, not an image: a tag or digest here would make "<repo>:<version>" meaningless
+        if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(v) || /@/.test(v)) {
+          throw new UsageError(`--member-image-repository ${JSON.stringify(v)} is not an image repository (want e.g. registry.example.com/etcd-ts, without a tag)`);
+        }
+        f.memberImageRepository = v;
         break;
       }
       case 'log-level':
@@ -208,6 +222,7 @@ export async function main(argv: string[]): Promise<void> {
     log,
     timings: { startGraceMs: flags.memberStartGraceSeconds * 1000, failedAfterMs: flags.memberFailureSeconds * 1000 },
     instance: identity,
+    imageRepository: flags.memberImageRepository,
     hooks: {
       onMembers: (cluster, m) => {
         members.set({ cluster, state: 'total' }, m.total);

@@ -245,7 +245,8 @@ export const etcdClusterSpecSchema = z
       .regex(new RegExp(VERSION_PATTERN))
       .optional()
       .describe(
-        `etcd-ts version to run, e.g. "${DEFAULT_ETCD_TS_VERSION}": selects the tag of the ${DEFAULT_IMAGE_REPOSITORY} image. ` +
+        `etcd-ts version to run, e.g. "${DEFAULT_ETCD_TS_VERSION}": selects the tag of the operator's member image repository ` +
+          `(--member-image-repository: the repository the operator was installed from, by default ${DEFAULT_IMAGE_REPOSITORY}). ` +
           'When unset, the version this operator ships with. Changing it upgrades the members one at a time.',
       ),
     image: z

@@ -70,6 +70,8 @@ export interface ReconcilerDeps {
   hooks?: ReconcileHooks;
   /** Reported in Events (reportingInstance). */
   instance?: string;
+  /** The image repository members run when spec.image is unset (--member-image-repository). */
+  imageRepository?: string;
 }
 
 export interface ReconcileResult {
@@ -198,7 +200,7 @@ export class EtcdClusterReconciler {
       ConfigMap: buildBootstrapConfigMap(c, bootstrap ? { members: bootstrap.members.length > 0 ? bootstrap.members : memberNames(c, Math.max(replicas, 1)), state: bootstrap.state } : {}),
       PeerService: withHash(buildPeerService(c)),
       ClientService: withHash(buildClientService(c)),
-      StatefulSet: withHash(buildStatefulSet(c, { replicas })),
+      StatefulSet: withHash(buildStatefulSet(c, { replicas, imageRepository: this.deps.imageRepository })),
       PodDisruptionBudget: buildPodDisruptionBudget(c, { votingMembers }),
     };
   }

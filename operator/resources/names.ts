@@ -61,9 +61,12 @@ export function runningVersion(c: EtcdCluster): string | undefined {
   return c.spec.version ?? (c.spec.image === undefined ? DEFAULT_ETCD_TS_VERSION : undefined);
 }
 
-/** The image the members run. */
-export function memberImage(c: EtcdCluster): string {
-  return c.spec.image ?? `${DEFAULT_IMAGE_REPOSITORY}:${c.spec.version ?? DEFAULT_ETCD_TS_VERSION}`;
+/**
+ * The image the members run: spec.image, else the operator's image repository (the one the operator itself
+ * was installed from, so members pull from the same registry) at spec.version.
+ */
+export function memberImage(c: EtcdCluster, repository: string = DEFAULT_IMAGE_REPOSITORY): string {
+  return c.spec.image ?? `${repository}:${c.spec.version ?? DEFAULT_ETCD_TS_VERSION}`;
 }
 
 /** The labels that select a cluster's member pods; they never change over the cluster's life. */

@@ -61,6 +61,8 @@ export const ENV_INITIAL_CLUSTER_STATE = 'INITIAL_CLUSTER_STATE';
 export interface StatefulSetOptions {
   /** Pods to run; the reconciler changes it one member at a time. Default: spec.replicas. */
   replicas?: number;
+  /** The repository spec.version selects a tag of, when spec.image is unset (default "etcd-ts"). */
+  imageRepository?: string;
 }
 
 /**
@@ -97,7 +99,7 @@ export function buildStatefulSet(c: EtcdCluster, options: StatefulSetOptions = {
   const podLabels = { ...userLabels, ...clusterLabels(c) };
 
   const podSpec: V1PodSpec = {
-    containers: [memberContainer(c)],
+    containers: [memberContainer(c, options.imageRepository)],
     // Service links would add a variable per Service in the namespace; a Service named "etcd" alone adds
     // ETCD_PORT, ETCD_SERVICE_HOST, ..., which etcd-ts would take for (unknown) flags.
     enableServiceLinks: false,
@@ -152,7 +154,7 @@ export function buildStatefulSet(c: EtcdCluster, options: StatefulSetOptions = {
   };
 }
 
-function memberContainer(c: EtcdCluster): V1Container {
+function memberContainer(c: EtcdCluster, imageRepository: string | undefined): V1Container {
   const configMap = bootstrapConfigMapName(c);
   const env: V1EnvVar[] = [
     { name: ENV_POD_NAME, valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -161,7 +163,7 @@ function memberContainer(c: EtcdCluster): V1Container {
   ];
   const container: V1Container = {
     name: CONTAINER_NAME,
-    image: memberImage(c),
+    image: memberImage(c, imageRepository),
     command: ['etcd-ts'],
     args: etcdArgs(c),
     env,

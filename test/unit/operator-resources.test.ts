@@ -68,6 +68,10 @@ describe('names and URLs', () => {
     expect(memberImage(cluster())).toBe('etcd-ts:0.1.0');
     expect(memberImage(cluster({ version: '0.2.0' }))).toBe('etcd-ts:0.2.0');
     expect(memberImage(cluster({ version: '0.2.0', image: 'mirror.example/etcd-ts:0.2.0' }))).toBe('mirror.example/etcd-ts:0.2.0');
+    // the operator's repository (--member-image-repository) takes the place of the default one; spec.image still wins
+    expect(memberImage(cluster({ version: '0.2.0' }), 'registry.example.com/etcd-ts')).toBe('registry.example.com/etcd-ts:0.2.0');
+    expect(memberImage(cluster({ image: 'mirror.example/etcd-ts:0.2.0' }), 'registry.example.com/etcd-ts')).toBe('mirror.example/etcd-ts:0.2.0');
+    expect(container(buildStatefulSet(cluster(), { imageRepository: 'registry.example.com/etcd-ts' })).image).toBe('registry.example.com/etcd-ts:0.1.0');
   });
 
   test('objects cannot be built for a cluster without uid (the owner reference needs it)', () => {

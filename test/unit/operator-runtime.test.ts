@@ -117,6 +117,15 @@ describe('flags', () => {
     expect(() => parseFlags(['--member-endpoints=ip'])).toThrow(/dns or pod-ip/);
     expect(() => parseFlags(['--nope'])).toThrow(/unknown flag --nope/);
   });
+  test('--member-image-repository: a repository (registry, port, path), never a tag or digest', () => {
+    expect(parseFlags([]).memberImageRepository).toBe('etcd-ts');
+    for (const repo of ['etcd-ts', 'registry.example.com/etcd-ts', 'registry.example.com:5000/team/etcd-ts', 'localhost:5000/etcd_ts']) {
+      expect(parseFlags([`--member-image-repository=${repo}`]).memberImageRepository).toBe(repo);
+    }
+    for (const bad of ['etcd-ts:0.1.0', 'registry.example.com/etcd-ts:0.1.0', 'etcd-ts@sha256:abc', 'Etcd-TS', '', '/etcd-ts']) {
+      expect(() => parseFlags([`--member-image-repository=${bad}`])).toThrow(/is not an image repository/);
+    }
+  });
   test('bind addresses', () => {
     expect(parseBindAddress('127.0.0.1:8080')).toEqual({ host: '127.0.0.1', port: 8080 });
     expect(parseBindAddress(':8081')).toEqual({ host: undefined, port: 8081 });
