@@ -109,9 +109,7 @@ wait_for() {
 }
 
 # ctl ARG...: runs etcdctl against the cluster's client Service in a short-lived pod; prints its output.
-
 ctl() {
-
   local pod="etcdctl-${SECONDS}-${RANDOM}" phase="" deadline=$((SECONDS + 90))
   k -n "${ns}" run "${pod}" --image="${client_image}" --image-pull-policy=Never --restart=Never \
     --command -- /etcdctl --endpoints="${endpoint}" --command-timeout=20s "$@" >/dev/null
