@@ -14,6 +14,17 @@ import { TlsFiles, TlsReloader, checkPeerIdentity, serverTlsOptions } from '../u
 
 const H2_PREFIX = Buffer.from('PRI');
 
+/** Listens on host:port; resolves with the bound port, rejects with the bind error (e.g. EADDRINUSE). */
+function listenOn(srv: net.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen({ host, port, exclusive: true }, () => {
+      srv.off('error', reject);
+      resolve((srv.address() as net.AddressInfo).port);
+    });
+  });
+}
+
 export class ClientListener {
   private readonly servers: net.Server[] = [];
   private readonly reloaders: TlsReloader[] = [];
@@ -38,13 +49,7 @@ export class ClientListener {
 
   private bind(srv: net.Server, host: string, port: number): Promise<number> {
     this.servers.push(srv);
-    return new Promise((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ host, port, exclusive: true }, () => {
-        srv.off('error', reject);
-        resolve((srv.address() as net.AddressInfo).port);
-      });
-    });
+    return listenOn(srv, host, port);
   }
 
   /** Listens with TLS on host:port; resolves with the bound port. */
@@ -164,13 +169,7 @@ export class MetricsListener {
   private bind(srv: http.Server, host: string, port: number): Promise<number> {
     srv.keepAliveTimeout = 30_000;
     this.servers.push(srv);
-    return new Promise((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ host, port, exclusive: true }, () => {
-        srv.off('error', reject);
-        resolve((srv.address() as net.AddressInfo).port);
-      });
-    });
+    return listenOn(srv, host, port);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,12 @@
 //   other by their StatefulSet DNS names (from the EndpointSlices of the headless peer Service) and form one
 //   cluster: `etcdctl endpoint status --cluster` from inside a pod lists 3 members with one leader, and every
 //   pod is Running and Ready through the builder's startup and readiness probes;
+// - each volume is mounted at its mountPath in the container's own mount namespace (the data dir as the pod
+//   spec names it; an emptyDir at /scratch, which this machine does not have and still does not have after);
+// - readOnlyRootFilesystem: the root is read-only, the volumes and /dev are not;
+// - in-cluster: the pod's hostname is its name; the service account volume the API server adds is at
+//   /var/run/secrets/kubernetes.io/serviceaccount, read-only, and nowhere on this machine; KUBERNETES_SERVICE_HOST/
+//   PORT lead to kube-apiserver, whose certificate verifies with the mounted ca.crt and which takes the token;
 // - a key written, pod main-1 deleted: SIGTERM, the delete, the StatefulSet controller makes a new main-1 on
 //   the same claim and volume; it rejoins as the same member (no new member ID), becomes Ready and serves the
 //   key from its own data (a serializable read);
@@ -21,9 +27,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { type EtcdCluster, withDefaults } from '../../operator/api';
 import { buildClusterObjects, memberNames, memberPeerURL, memberClientURL } from '../../operator/resources';
-import { MEMBER_UID } from '../../operator/resources/statefulset';
-import { NodeHandle, etcdTsBin, etcdctl, repoRoot, run, startCluster, toolPath } from '../helpers';
-import { ControlPlane, requireK8sTools, startControlPlane } from '../helpers/kube';
+import { DATA_DIR, MEMBER_UID } from '../../operator/resources/statefulset';
+import { etcdctl, repoRoot, run, toolPath } from '../helpers';
+import { ControlPlane } from '../helpers/kube';
+import { type E2eEnv, startE2eEnv, waitFor as waitForWith } from './env';
 import { KubeApi, KubeObject } from './kubeapi';
 import { Pod, TestKubelet } from './kubelet';
 import { PodNetwork } from './podnet';
@@ -35,15 +42,14 @@ const NAME = 'main';
 const KEY = 'e2e-kubelet-key';
 const VALUE = 'survives-pod-deletion';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-let etcd: NodeHandle[] = [];
 let cp: ControlPlane | undefined;
 let kubelet: TestKubelet | undefined;
 let api: KubeApi | undefined;
 let cluster: EtcdCluster;
 const timings: string[] = [];
 const t0 = Date.now();
+/** Whether this machine had /run/secrets before the test (the kubelet must not make it). */
+const hostHadRunSecrets = fs.existsSync('/run/secrets');
 const mark = (what: string, since: number) => timings.push(`${what}: ${((Date.now() - since) / 1000).toFixed(1)} s`);
 
 /** Everything useful when a wait fails: the pods, the kubelet's and the containers' logs, the control plane's. */
@@ -63,22 +69,8 @@ async function diagnostics(): Promise<string> {
 }
 
 /** Polls `check` until it returns a value (bounded); fails with `what` and the diagnostics. */
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not reached within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}\n${await diagnostics()}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+const waitFor = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 500): Promise<T> =>
+  waitForWith(what, timeoutMs, check, diagnostics, intervalMs);
 
 const podReady = (p: Pod) => p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
 
@@ -128,27 +120,16 @@ async function memberList(pod: string): Promise<MemberList> {
   return JSON.parse(await etcdctlInPod(pod, ['member', 'list', '-w', 'json'])) as MemberList;
 }
 
+let env: E2eEnv | undefined;
+
 beforeAll(async () => {
-  requireK8sTools();
-  etcdTsBin();
-  let since = Date.now();
-  etcd = await startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 30_000 });
-  mark('etcd-ts cluster for the control plane', since);
-  since = Date.now();
-  cp = await startControlPlane({ etcdServers: etcd.map((n) => n.clientUrl), readyTimeoutMs: 90_000 });
-  mark('control plane ready', since);
-  api = KubeApi.fromKubeconfig(cp.kubeconfig);
-  since = Date.now();
-  kubelet = new TestKubelet({ kubeconfig: cp.kubeconfig, nodeName: 'node-1' });
-  await kubelet.start();
-  mark('kubelet started', since);
+  env = await startE2eEnv();
+  ({ cp, kubelet, api } = env);
+  timings.push(...env.timings);
 }, 150_000);
 
 afterAll(async () => {
-  await kubelet?.stop().catch(() => undefined);
-  api?.close();
-  await cp?.stop().catch(() => undefined);
-  await Promise.all(etcd.map((n) => n.destroy().catch(() => undefined)));
+  await env?.stop();
   timings.push(`total: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   console.log(`test kubelet e2e timings:\n  ${timings.join('\n  ')}`);
 });
@@ -221,13 +202,61 @@ test('a 3-member EtcdCluster from the builders runs: pods Running and Ready, one
   expect(Number(uid)).toBe(MEMBER_UID);
   const dataVolume = w.volumes.get('data') as string;
   expect(fs.existsSync(path.join(dataVolume, 'data', 'member'))).toBe(true);
-  expect(kubelet!.containerLog(NS, 'main-0', 'etcd')).toContain('--data-dir=' + path.join(dataVolume, 'data'));
+  // The volume is mounted at its mountPath: the member was given the path as written in the pod spec.
+  expect(kubelet!.containerLog(NS, 'main-0', 'etcd')).toContain(`--data-dir=${DATA_DIR}`);
+  expect((await kubelet!.exec(NS, 'main-0', ['ls', DATA_DIR])).stdout.split('\n')).toContain('member');
   // The service account volume the API server adds to every pod: a bound token, the CA, the namespace.
   const access = [...w.volumes].find(([name]) => name.startsWith('kube-api-access-'));
   expect(access).toBeDefined();
   expect(fs.readFileSync(path.join(access![1], 'namespace'), 'utf8')).toBe(NS);
   expect(fs.readFileSync(path.join(access![1], 'ca.crt'), 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
   expect(fs.readFileSync(path.join(access![1], 'token'), 'utf8')).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+});
+
+test('in the pod: its hostname, the service account token at its fixed path (read-only), the API server verified with ca.crt', async () => {
+  const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
+  expect((await kubelet!.exec(NS, 'main-1', ['hostname'])).stdout.trim()).toBe('main-1');
+  const w = kubelet!.podWorker(NS, 'main-1')!;
+  const access = [...w.volumes].find(([name]) => name.startsWith('kube-api-access-'))!;
+  expect((await kubelet!.exec(NS, 'main-1', ['cat', `${SA}/token`])).stdout).toBe(fs.readFileSync(path.join(access[1], 'token'), 'utf8'));
+  const write = await kubelet!.exec(NS, 'main-1', ['touch', `${SA}/x`]);
+  expect(write.code).not.toBe(0);
+  expect(write.stderr).toMatch(/Read-only file system/);
+  // Nothing of it on this machine: the directories exist only in the containers' mount namespaces.
+  expect(hostHadRunSecrets || !fs.existsSync('/run/secrets')).toBe(true);
+
+  // readOnlyRootFilesystem (the builder sets it): the root is read-only, the volumes (/tmp, the data) and /dev are not.
+  const pod = await api!.get<Pod>(`/api/v1/namespaces/${NS}/pods/main-1`);
+  expect(pod.spec.containers[0].securityContext?.readOnlyRootFilesystem).toBe(true);
+  for (const f of ['/x', '/etc/x', '/var/lib/x', '/run/x']) {
+    const r = await kubelet!.exec(NS, 'main-1', ['touch', f]);
+    expect(`${f}: ${r.stderr.trim()}`).toMatch(/Read-only file system/);
+  }
+  expect(await kubelet!.exec(NS, 'main-1', ['sh', '-c', 'touch /tmp/x && echo ok > /dev/null && rm /tmp/x'])).toMatchObject({ code: 0, stderr: '' });
+
+  // The process's environment names the `kubernetes` Service as a kubelet injects it.
+  const pid = (await run('ip', ['netns', 'pids', w.netns as string])).stdout.split(/\s+/).filter(Boolean)[0];
+  const environ = new Map(
+    fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as const),
+  );
+  expect(environ.get('KUBERNETES_SERVICE_HOST')).toBe(kubelet!.apiServiceAddress.host);
+  expect(environ.get('KUBERNETES_SERVICE_PORT')).toBe('443');
+  expect(environ.get('HOSTNAME')).toBe('main-1');
+
+  // From inside the pod, as an in-cluster client: TLS verified with ca.crt, authenticated by the token
+  // (the pod's service account has no rights: a 403 naming it proves the token was taken).
+  const client = [
+    "const fs = require('fs'); const https = require('https');",
+    `const dir = '${SA}';`,
+    'const req = https.get({ host: process.argv[1], port: Number(process.argv[2]), path: `/api/v1/namespaces/${fs.readFileSync(dir + "/namespace", "utf8")}/pods`,',
+    '  ca: fs.readFileSync(dir + "/ca.crt"), headers: { Authorization: "Bearer " + fs.readFileSync(dir + "/token", "utf8") } }, (res) => {',
+    '  let body = ""; res.on("data", (d) => (body += d)); res.on("end", () => console.log(res.statusCode, body)); });',
+    'req.on("error", (e) => { console.log("error", e.message); process.exitCode = 1; });',
+  ].join('\n');
+  const { host, port } = kubelet!.apiServiceAddress;
+  const r = await kubelet!.exec(NS, 'main-1', ['setpriv', `--reuid=${MEMBER_UID}`, `--regid=${MEMBER_UID}`, '--clear-groups', process.execPath, '-e', client, host, String(port)]);
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toMatch(/^403 .*system:serviceaccount:db:default.*cannot list resource \\?"pods\\?"/s);
 });
 
 test('a deleted member pod comes back on the same volume, rejoins as the same member and has the data', async () => {
@@ -327,7 +356,7 @@ test('a container that keeps exiting is restarted with back-off: CrashLoopBackOf
   await cp!.kubectlOk(['-n', NS, 'delete', 'pod', 'bad-flag', '--timeout=30s'], { timeoutMs: 40_000 });
 });
 
-test('a failing liveness probe kills and restarts the container; emptyDir and its mountPath in the args', async () => {
+test('a failing liveness probe kills and restarts the container; an emptyDir mounted where this machine has no directory', async () => {
   await api!.create(`/api/v1/namespaces/${NS}/pods`, {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -357,6 +386,7 @@ test('a failing liveness probe kills and restarts the container; emptyDir and it
   expect(cs.lastState.terminated?.message).toBe('liveness probe failed');
   const scratch = kubelet!.podWorker(NS, 'not-alive')!.volumes.get('scratch') as string;
   expect(fs.existsSync(path.join(scratch, 'solo.etcd', 'member'))).toBe(true);
+  expect(fs.existsSync('/scratch')).toBe(false);
   const events = await api!.get<{ items: { reason: string; message: string }[] }>(
     `/api/v1/namespaces/${NS}/events?fieldSelector=${encodeURIComponent('involvedObject.name=not-alive')}`,
   );

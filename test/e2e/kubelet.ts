@@ -1,8 +1,8 @@
 /**
  * A TEST kubelet: it lets a real control plane (test/helpers/kube.ts) run Pods on this machine
  * without a container runtime, for the operator's end-to-end tests. It is not a kubelet to run
- * anything else with, and it is no container runtime: there are no images, no cgroups, no
- * isolation beyond a network namespace.
+ * anything else with, and it is no container runtime: there are no images and no cgroups; a
+ * container is a local process in its own network, mount and UTS namespaces (no user or PID namespace).
  *
  * What it does, as a kubelet does:
  * - registers a Node (Ready, capacity cpu/memory/pods/ephemeral-storage, InternalIP = its bridge
@@ -10,15 +10,19 @@
  *   controller neither taints nor evicts; the Node's Ready heartbeat is refreshed every minute;
  * - list+watches the Pods with spec.nodeName = its node (the real scheduler binds them) and runs
  *   each container as a local process. The only image is `etcd-ts` (any tag, any registry path
- *   ending in /etcd-ts): its one executable `etcd-ts` is `node <repo>/dist/src/bin/etcd-ts.js`.
+ *   ending in /etcd-ts), with two executables: `etcd-ts` (the default entrypoint) is
+ *   `node <repo>/dist/src/bin/etcd-ts.js`, `etcd-ts-operator` is `node <repo>/dist/operator/main.js`.
  *   Any other image leaves the container waiting with ErrImagePull / ImagePullBackOff and the
  *   message "the test kubelet runs only ...", as an image that cannot be pulled does;
  * - command/args with $(VAR) expansion as Kubernetes does it; env from value, fieldRef
  *   (metadata.name/namespace/uid/labels/annotations, spec.nodeName, spec.serviceAccountName,
  *   status.podIP(s), status.hostIP(s)), configMapKeyRef, secretKeyRef, envFrom; workingDir;
  *   securityContext runAsUser/runAsGroup/fsGroup/supplementalGroups/runAsNonRoot/
- *   allowPrivilegeEscalation=false (through setpriv). The process environment is only PATH,
- *   HOSTNAME, HOME and the container's env: nothing leaks from the test's environment;
+ *   allowPrivilegeEscalation=false (through setpriv), readOnlyRootFilesystem (every mount of the
+ *   container's root read-only but its volumes, /etc/hosts, /dev, /proc and /sys). The process
+ *   environment is only PATH, HOSTNAME, HOME, the `kubernetes` Service's variables
+ *   (KUBERNETES_SERVICE_HOST/PORT, ...) and the container's env: nothing leaks from the test's
+ *   environment;
  * - networking: each pod runs in its own network namespace with its own IP (podnet.ts); the
  *   process starts under `ip netns exec`, so it listens on 0.0.0.0 like a real pod. Each pod's
  *   /etc/hosts holds what cluster DNS would answer for pods: for every ready endpoint (with
@@ -26,20 +30,25 @@
  *   with hostname + subdomain, e.g. StatefulSet pods), `<hostname>.<svc>.<ns>.svc.cluster.local`
  *   and, standing in for the search path, `<hostname>.<svc>.<ns>.svc`. The records come from the
  *   EndpointSlices the control plane's endpointslice controller writes, so a Service or pod that
- *   cluster DNS would not resolve does not resolve here either;
+ *   cluster DNS would not resolve does not resolve here either. The hostname (UTS namespace) is
+ *   the pod's hostname or name;
+ * - the API server for in-cluster clients: KUBERNETES_SERVICE_HOST/PORT point at this node's bridge
+ *   address, port 443, where the kubelet forwards TCP to kube-apiserver (a stand-in for kube-proxy and
+ *   the `kubernetes` Service's ClusterIP, which nothing routes here; the serving certificate names
+ *   that address, so clients verify it with the service account's ca.crt); see apiServiceAddress;
  * - volumes: PersistentVolumeClaims are provisioned as a local-path provisioner does (a
  *   PersistentVolume with a hostPath under the kubelet's temp dir, node affinity to this node and
  *   a claimRef to the claim, which the control plane's PV controller then binds; Released ones
  *   are deleted with their directory); emptyDir is a directory; configMap, secret, downwardAPI
- *   and projected volumes (service account tokens from the TokenRequest API) are written as files
- *   and rewritten from the API every 10 s (not atomically, unlike the kubelet's ..data swap);
- *   hostPath is the host's path;
- * - mounts: processes share this machine's root filesystem, so a volumeMount cannot appear at its
- *   mountPath. Instead each mountPath is rewritten to the volume's host directory wherever it
- *   starts a path in the container's args, command, env values and workingDir (after $(VAR)
- *   expansion): `--data-dir=/var/lib/etcd-ts/data` becomes `--data-dir=<volume dir>/data`. A mount
- *   at /tmp sets TMPDIR. Paths the program finds any other way (a config file naming a path) are
- *   not rewritten;
+ *   and projected volumes (service account tokens from the TokenRequest API, as the API server's
+ *   ServiceAccount admission adds them at /var/run/secrets/kubernetes.io/serviceaccount) are
+ *   written as files and rewritten from the API every 10 s (not atomically, unlike the kubelet's
+ *   ..data swap); hostPath is the host's path;
+ * - mounts: each container's root is this machine's / seen through a tmpfs in the container's own
+ *   mount namespace (containerRootScript), with each volumeMount (subPath, readOnly) bind-mounted at
+ *   its mountPath; directories a mountPath needs are made in that namespace only, so nothing is
+ *   left on this machine's filesystem. The processes otherwise see this machine's files (the
+ *   "image" is this machine);
  * - probes: httpGet (HTTP/HTTPS) and tcpSocket startup/liveness/readiness probes against the pod
  *   IP, with initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold and
  *   failureThreshold; liveness and readiness start once the startup probe succeeded; a failed
@@ -52,19 +61,21 @@
  * - deletion: on deletionTimestamp SIGTERM, the grace period, SIGKILL, the terminal phase, then
  *   the delete with gracePeriodSeconds=0 (uid precondition) that removes the pod;
  * - logs: each container's stdout+stderr to a file per pod, container and restart
- *   (containerLog(), logTails()); Events for image, volume, probe and kill problems.
+ *   (containerLog(), logTails()); Events for image, volume, probe and kill problems; exec() runs a
+ *   command in a container's namespaces and root, as `kubectl exec` does.
  *
  * What it does not do: images (only the mapping above), init containers and sidecars (such a pod
  * is refused with a clear message), exec and grpc probes and lifecycle hooks (refused likewise),
- * resource limits and requests enforcement, readOnlyRootFilesystem, capabilities, seccomp, user
- * and UTS namespaces (the process sees this machine's hostname), Service ClusterIPs (no
- * kube-proxy: only pod IPs and the /etc/hosts names above work), the kubelet API (no
- * `kubectl logs/exec`; use containerLog() and exec()), eviction, static pods, volume readOnly.
- * It talks to kube-apiserver with the kubeconfig's client certificate (the admin's in the tests),
- * not as system:node:<name>.
+ * resource limits and requests enforcement, emptyDir sizeLimit and medium Memory. These are accepted
+ * and ignored (the process runs as if they were not set): capabilities (a non-root process has none
+ * anyway; a root one keeps all), seccompProfile, appArmorProfile. No user or PID namespaces, no Service ClusterIPs (no kube-proxy: only pod IPs,
+ * the /etc/hosts names above and the `kubernetes` Service stand-in work), no Service environment
+ * variables other than the `kubernetes` Service's, no kubelet API (no `kubectl logs/exec`; use
+ * containerLog() and exec()), no eviction, no static pods. It talks to kube-apiserver with the
+ * kubeconfig's client certificate (the admin's in the tests), not as system:node:<name>.
  *
- * Requires root and iproute2 (`ip`); setpriv (util-linux) starts each process with
- * PR_SET_PDEATHSIG=SIGKILL, so no pod process outlives the test process.
+ * Requires root, iproute2 (`ip`) and util-linux (`unshare`, `nsenter`, `setpriv`, `mount`); setpriv
+ * starts each process with PR_SET_PDEATHSIG=SIGKILL, so no pod process outlives the test process.
  */
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
@@ -85,6 +96,8 @@ const now3339 = () => new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
 const nowMicro = () => new Date().toISOString().replace(/Z$/, '000Z');
 
 export const PROVISIONER_NAME = 'etcd-ts.io/test-kubelet';
+/** The `kubernetes` Service's port (kube-apiserver's default Service port). */
+const API_SERVICE_PORT = 443;
 const LOG_TAIL_LINES = 400;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -123,6 +136,7 @@ interface Probe {
   failureThreshold?: number;
 }
 interface SecurityContext {
+  readOnlyRootFilesystem?: boolean;
   runAsUser?: number;
   runAsGroup?: number;
   runAsNonRoot?: boolean;
@@ -279,32 +293,169 @@ export function expandVars(input: string, vars: ReadonlyMap<string, string>): st
   return out;
 }
 
-/** The entrypoint of an image, or a ContainerError (the test kubelet has one image). */
+/**
+ * The executables of the one image the test kubelet runs (the etcd-ts image: one npm package, two
+ * programs), as files of this repository's build run with this node.
+ */
+export const IMAGE_EXECUTABLES: Readonly<Record<string, readonly string[]>> = {
+  'etcd-ts': ['dist', 'src', 'bin', 'etcd-ts.js'],
+  'etcd-ts-operator': ['dist', 'operator', 'main.js'],
+};
+
+/** The built file of an image executable; throws (not a container error: the test setup is wrong) when it is missing. */
+function builtExecutable(name: string): string {
+  if (name === 'etcd-ts') return etcdTsBin();
+  const file = path.join(repoRoot(), ...IMAGE_EXECUTABLES[name]);
+  if (!fs.existsSync(file)) throw new Error(`${name} is not built: ${file} is missing. Run \`npm run build\` first.`);
+  return file;
+}
+
+/** The entrypoint of an image, or a ContainerError (the test kubelet has one image, with the executables above). */
 export function imageEntrypoint(image: string | undefined, command: string[] | undefined): string[] {
   const ref = (image ?? '').split('@')[0];
   const slash = ref.lastIndexOf('/');
   const colon = ref.lastIndexOf(':');
   const repository = colon > slash ? ref.slice(0, colon) : ref;
+  const files = Object.entries(IMAGE_EXECUTABLES).map(([name, f]) => `${name} = node ${path.join(...f)}`);
   if (repository !== 'etcd-ts' && !repository.endsWith('/etcd-ts')) {
     throw new ContainerError(
       'ErrImagePull',
-      `image "${image}": the test kubelet runs only the etcd-ts image (repository etcd-ts, any tag), as node ${path.join('dist', 'src', 'bin', 'etcd-ts.js')} of this repository`,
+      `image "${image}": the test kubelet runs only the etcd-ts image (repository etcd-ts, any tag), whose executables are ${files.join(', ')} of this repository`,
     );
   }
+  // The image's default entrypoint is etcd-ts; a container's `command` replaces it.
   const entry = command && command.length > 0 ? command : ['etcd-ts'];
-  if (path.basename(entry[0]) !== 'etcd-ts') {
-    throw new ContainerError('RunContainerError', `exec: "${entry[0]}": executable file not found in $PATH (the test kubelet's etcd-ts image has only etcd-ts)`);
+  const name = path.basename(entry[0]);
+  if (!(name in IMAGE_EXECUTABLES)) {
+    throw new ContainerError(
+      'RunContainerError',
+      `exec: "${entry[0]}": executable file not found in $PATH (the test kubelet's etcd-ts image has only ${Object.keys(IMAGE_EXECUTABLES).join(' and ')})`,
+    );
   }
-  return [process.execPath, etcdTsBin(), ...entry.slice(1)];
+  return [process.execPath, builtExecutable(name), ...entry.slice(1)];
 }
 
-/** Rewrites every mountPath that starts a path in `s` to its host directory (one pass, longest mountPath first). */
-export function rewriteMountPaths(s: string, mounts: readonly { mountPath: string; hostDir: string }[]): string {
-  if (mounts.length === 0) return s;
-  const sorted = [...mounts].sort((a, b) => b.mountPath.length - a.mountPath.length);
-  const esc = (p: string) => p.replace(/\/+$/, '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const re = new RegExp(`(^|[=,:;\\s"'])(${sorted.map((m) => esc(m.mountPath)).join('|')})(?=$|[/,:;\\s"'])`, 'g');
-  return s.replace(re, (_, lead: string, mp: string) => lead + (sorted.find((m) => m.mountPath.replace(/\/+$/, '') === mp)?.hostDir ?? mp));
+/** A volumeMount as the test kubelet makes it: `source` (a host path) bind-mounted at `mountPath` in the container. */
+export interface ContainerMount {
+  mountPath: string;
+  source: string;
+  readOnly: boolean;
+}
+
+/** Single-quotes a word for sh. */
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The sh script that builds a container's root directory `root` (an empty host directory) inside the
+ * container's own mount namespace and then runs "$@" chrooted into it (`unshare --root --wd`), as a
+ * container runtime pivots into an image's root filesystem. The root is a tmpfs holding every top-level
+ * entry of this machine's / (bind-mounted back: the "image" is this machine), and each volume is
+ * bind-mounted at its mountPath (read-only when asked). A mountPath whose directories do not exist here is
+ * made without touching this machine's filesystem: the deepest existing directory on its way is replaced,
+ * in the container's namespace only, by a tmpfs into which its entries are bind-mounted back, and the
+ * missing directories are made in that tmpfs. Inside an earlier volume the missing directories are made in
+ * the volume (as runc does). Everything disappears with the mount namespace when the container's last
+ * process exits.
+ */
+export function containerRootScript(root: string, mounts: readonly ContainerMount[], wd: string, readOnlyRoot = false): string {
+  const lines = [
+    'set -e',
+    // mirror SRC DST: a tmpfs at DST with SRC's mode and owner, holding SRC's entries bind-mounted back.
+    'mirror() {',
+    '  mount -t tmpfs -o "mode=$(stat -c %a "$1"),uid=$(stat -c %u "$1"),gid=$(stat -c %g "$1")" etsk-container "$2"',
+    '  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do',
+    '    [ -e "$e" ] || [ -L "$e" ] || continue',
+    '    n="$2/${e##*/}"',
+    '    if [ -L "$e" ]; then ln -s "$(readlink "$e")" "$n"',
+    '    elif [ -d "$e" ]; then mkdir "$n" && mount --rbind "$e" "$n"',
+    '    else : > "$n" && mount --bind "$e" "$n"; fi',
+    '  done',
+    '}',
+    `mirror / ${shq(root)}`,
+  ];
+  /** Directories (container paths) that live on a tmpfs made here: making entries in them touches nothing outside. */
+  const ownDirs = new Set<string>(['/']);
+  const volumes: { target: string; source: string }[] = [];
+  const volumeOf = (p: string) =>
+    volumes.filter((v) => p === v.target || p.startsWith(v.target + '/')).sort((a, b) => b.target.length - a.target.length)[0];
+  /** Where a container path is on this machine (before the volumes are mounted, the same path). */
+  const hostPathOf = (p: string) => {
+    const v = volumeOf(p);
+    return v ? v.source + p.slice(v.target.length) : p;
+  };
+  const kindOf = (p: string): 'dir' | 'file' | 'link' | undefined => {
+    if (ownDirs.has(p)) return 'dir';
+    try {
+      const st = fs.lstatSync(hostPathOf(p));
+      return st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'file';
+    } catch {
+      return undefined;
+    }
+  };
+  const sorted = [...mounts].sort((a, b) => a.mountPath.split('/').length - b.mountPath.split('/').length);
+  for (const m of sorted) {
+    if (!path.isAbsolute(m.mountPath)) throw new ContainerError('CreateContainerConfigError', `mountPath ${JSON.stringify(m.mountPath)} is not absolute`);
+    const sourceIsDir = fs.statSync(m.source).isDirectory();
+    // Walk the mountPath as the container sees it, following symlinks (e.g. /var/run -> /run).
+    let rest = m.mountPath.split('/').filter((c) => c !== '' && c !== '.');
+    let dir = '/';
+    for (let hops = 0; rest.length > 0; ) {
+      const next = path.posix.join(dir, rest[0]);
+      const kind = rest[0] === '..' ? 'dir' : kindOf(next);
+      if (kind === undefined) break;
+      if (kind === 'link') {
+        if (++hops > 40 || volumeOf(next)) throw new ContainerError('CreateContainerConfigError', `mountPath ${m.mountPath}: cannot follow the symlink ${next}`);
+        const link = fs.readlinkSync(next);
+        rest = [...(path.posix.isAbsolute(link) ? link : path.posix.join(dir, link)).split('/').filter((c) => c !== ''), ...rest.slice(1)];
+        dir = '/';
+        continue;
+      }
+      if (kind === 'file' && rest.length > 1) throw new ContainerError('CreateContainerConfigError', `mountPath ${m.mountPath}: ${next} is not a directory`);
+      dir = rest[0] === '..' ? path.posix.dirname(dir) : next;
+      rest = rest.slice(1);
+    }
+    const target = path.posix.join(dir, ...rest);
+    if (rest.length === 0 && (kindOf(target) === 'dir') !== sourceIsDir) {
+      throw new ContainerError('CreateContainerConfigError', `mountPath ${m.mountPath}: cannot mount a ${sourceIsDir ? 'directory' : 'file'} over a ${sourceIsDir ? 'file' : 'directory'}`);
+    }
+    if (rest.length > 0) {
+      const missing = rest.map((_, i) => path.posix.join(dir, ...rest.slice(0, i + 1)));
+      const dirs = sourceIsDir ? missing : missing.slice(0, -1);
+      if (volumeOf(dir) && !ownDirs.has(dir)) {
+        // Inside an earlier volume: made in the volume itself.
+        for (const d of dirs) fs.mkdirSync(hostPathOf(d), { recursive: true });
+        if (!sourceIsDir) fs.closeSync(fs.openSync(hostPathOf(target), 'a'));
+      } else {
+        if (!ownDirs.has(dir)) {
+          lines.push(`mirror ${shq(dir)} ${shq(root + dir)}`);
+          ownDirs.add(dir);
+        }
+        for (const d of dirs) {
+          lines.push(`mkdir ${shq(root + d)}`);
+          ownDirs.add(d);
+        }
+        if (!sourceIsDir) lines.push(`: > ${shq(root + target)}`);
+      }
+    }
+    lines.push(`mount --bind ${shq(m.source)} ${shq(root + target)}`);
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${shq(root + target)}`);
+    volumes.push({ target, source: m.source });
+  }
+  if (readOnlyRoot) {
+    // readOnlyRootFilesystem: every mount of the root read-only (each bind separately: a remount is per
+    // mount), except the volumes, /etc/hosts (the kubelet's) and /dev, /proc, /sys (the runtime's own).
+    const keep = [...volumes.map((v) => v.target), '/dev', '/proc', '/sys', '/etc/hosts'].flatMap((t) => [shq(root + t), `${shq(root + t)}/*`]);
+    lines.push(
+      'while IFS=" " read -r _ _ _ _ m _; do',
+      `  case "$m" in ${shq(root)}|${shq(root)}/*) ;; *) continue ;; esac`,
+      `  case "$m" in *\\\\*) echo "readOnlyRootFilesystem: cannot remount $m (a path with a space or a special character)" >&2; exit 1 ;; esac`,
+      `  case "$m" in ${keep.join('|')}) continue ;; esac`,
+      '  mount -o remount,bind,ro "$m"',
+      'done < /proc/self/mountinfo',
+    );
+  }
+  lines.push(`exec unshare --root=${shq(root)} --wd=${shq(wd)} "$@"`);
+  return lines.join('\n') + '\n';
 }
 
 function probeDefaults(p: Probe) {
@@ -542,6 +693,8 @@ export class TestKubelet {
   private dnsRecords = new Map<string, string[]>();
   private readonly logLines: string[] = [];
   private readonly logFile: string;
+  private apiProxy: net.Server | undefined;
+  private readonly apiProxySockets = new Set<net.Socket>();
   private readonly readyTransition = now3339();
 
   constructor(options: TestKubeletOptions) {
@@ -572,6 +725,7 @@ export class TestKubelet {
     try {
       await this.net.init(this.dir);
       this.log(`pod network: bridge ${this.net.bridge} ${this.net.gateway}/24`);
+      await this.startApiProxy();
       await this.registerNode();
       this.timers.push(setInterval(() => void this.renewLease(), 10_000));
       this.timers.push(setInterval(() => void this.postNodeStatus(), 60_000));
@@ -608,6 +762,8 @@ export class TestKubelet {
       await w.idle();
     }
     await Promise.all([...this.workers.values()].map((w) => this.killAll(w, graceMs, 'the test kubelet is stopping')));
+    this.apiProxySockets.forEach((s) => s.destroy());
+    await new Promise<void>((resolve) => (this.apiProxy ? this.apiProxy.close(() => resolve()) : resolve()));
     await this.net.close().catch((e: Error) => this.log(`pod network cleanup: ${e.message}`));
     this.api.close();
     if (process.env.ETCD_TS_KEEP_TMP !== '1') fs.rmSync(this.dir, { recursive: true, force: true });
@@ -640,12 +796,15 @@ export class TestKubelet {
   }
 
   /**
-   * Runs a command in a pod's network namespace, with the pod's /etc/hosts (like `kubectl exec`,
-   * but as root and with this machine's filesystem). Bounded like procs.run (default 15 s).
+   * Runs a command in a pod like `kubectl exec` (but as root): in the namespaces (mount, UTS, network),
+   * root and working directory of its first running container, or, while none runs, in the pod's network
+   * namespace with its /etc/hosts. Bounded like procs.run (default 15 s).
    */
   exec(namespace: string, name: string, argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const w = this.byKey.get(`${namespace}/${name}`);
     if (!w) return Promise.reject(new Error(`exec: pod ${namespace}/${name} does not run on ${this.nodeName}`));
+    const pid = w.containers.find((c) => c.running && c.proc?.pid)?.proc?.pid;
+    if (pid) return run('nsenter', [`--target=${pid}`, '--mount', '--uts', ...(w.pod.spec.hostNetwork ? [] : ['--net']), '--root', '--wd', '--', ...argv], opts);
     if (w.pod.spec.hostNetwork) return run(argv[0], argv.slice(1), opts);
     if (!w.sandbox) return Promise.reject(new Error(`exec: pod ${namespace}/${name} has no network namespace yet`));
     return run('ip', ['netns', 'exec', w.sandbox.netns, ...argv], opts);
@@ -697,6 +856,64 @@ export class TestKubelet {
       // gone
     }
     return out.join('\n');
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // The `kubernetes` Service, for pods
+
+  /**
+   * Where pods reach kube-apiserver, as KUBERNETES_SERVICE_HOST/PORT tell them. A real node routes the
+   * `kubernetes` Service's ClusterIP to the API server (kube-proxy). Here nothing routes ClusterIPs, so
+   * the address is this node's own (the bridge, which every pod reaches) on the Service's port 443,
+   * where startApiProxy() forwards each connection to the API server of the kubeconfig. The API server's
+   * serving certificate names every bridge address the test kubelet may get (test/helpers/kube.ts), so
+   * in-cluster clients verify it against the service account's ca.crt as they would the ClusterIP.
+   */
+  get apiServiceAddress(): { host: string; port: number } {
+    return { host: this.net.gateway, port: API_SERVICE_PORT };
+  }
+
+  /** The variables the kubelet gives every container for the `kubernetes` Service (docker links style included). */
+  private kubernetesServiceEnv(): Record<string, string> {
+    const { host, port } = this.apiServiceAddress;
+    const url = `tcp://${host}:${port}`;
+    return {
+      KUBERNETES_SERVICE_HOST: host,
+      KUBERNETES_SERVICE_PORT: String(port),
+      KUBERNETES_SERVICE_PORT_HTTPS: String(port),
+      KUBERNETES_PORT: url,
+      [`KUBERNETES_PORT_${port}_TCP`]: url,
+      [`KUBERNETES_PORT_${port}_TCP_PROTO`]: 'tcp',
+      [`KUBERNETES_PORT_${port}_TCP_PORT`]: String(port),
+      [`KUBERNETES_PORT_${port}_TCP_ADDR`]: host,
+    };
+  }
+
+  /** A TCP forwarder from apiServiceAddress to the kubeconfig's API server (TLS passes through untouched). */
+  private async startApiProxy(): Promise<void> {
+    const target = new URL(this.api.creds.server);
+    const server = net.createServer((client) => {
+      const upstream = net.connect({ host: target.hostname, port: Number(target.port || 443) });
+      for (const s of [client, upstream]) {
+        this.apiProxySockets.add(s);
+        s.once('close', () => this.apiProxySockets.delete(s));
+        // Either side failing ends both, as a closed TCP connection would.
+        s.once('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    const { host, port } = this.apiServiceAddress;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => resolve());
+    });
+    server.on('error', (e) => this.log(`kubernetes Service forwarder: ${e.message}`));
+    this.apiProxy = server;
+    this.log(`kubernetes Service for pods: ${host}:${port} -> ${target.host}`);
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -1143,25 +1360,30 @@ export class TestKubelet {
     const spec = c.spec;
     const entry = imageEntrypoint(spec.image, spec.command);
     const vars = await this.containerEnvVars(w, spec);
-    const mounts: { mountPath: string; hostDir: string }[] = [];
+    const mounts: ContainerMount[] = [];
     for (const m of spec.volumeMounts ?? []) {
       const v = w.volumes.get(m.name);
       if (!v) throw new ContainerError('CreateContainerConfigError', `volumeMount ${m.name}: no such volume in the pod`);
-      const hostDir = m.subPath ? path.join(v.hostDir, m.subPath) : v.hostDir;
-      if (m.subPath) fs.mkdirSync(hostDir, { recursive: true });
-      mounts.push({ mountPath: m.mountPath, hostDir });
+      const source = m.subPath ? path.join(v.hostDir, m.subPath) : v.hostDir;
+      // A missing subPath is made as a directory, as the kubelet does.
+      if (m.subPath && !fs.existsSync(source)) fs.mkdirSync(source, { recursive: true });
+      mounts.push({ mountPath: m.mountPath, source, readOnly: m.readOnly === true });
     }
-    const rewrite = (s: string) => rewriteMountPaths(s, mounts);
-    const argv = [...entry.slice(0, 2), ...entry.slice(2).map((a) => rewrite(expandVars(a, vars))), ...(spec.args ?? []).map((a) => rewrite(expandVars(a, vars)))];
+    const argv = [...entry.slice(0, 2), ...entry.slice(2).map((a) => expandVars(a, vars)), ...(spec.args ?? []).map((a) => expandVars(a, vars))];
+    const hostname = (pod.spec.hostname || (pod.metadata.name as string)).slice(0, 63);
     const env: Record<string, string> = {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-      HOSTNAME: pod.spec.hostname || (pod.metadata.name as string),
+      HOSTNAME: pod.spec.hostNetwork ? os.hostname() : hostname,
+      // The `kubernetes` Service, as the kubelet injects it into every container (see apiServiceAddress).
+      ...this.kubernetesServiceEnv(),
     };
-    for (const [k, v] of vars) env[k] = rewrite(v);
-    const tmp = mounts.find((m) => m.mountPath.replace(/\/+$/, '') === '/tmp');
-    if (tmp && env.TMPDIR === undefined) env.TMPDIR = tmp.hostDir;
+    for (const [k, v] of vars) env[k] = v;
     if (env.HOME === undefined) env.HOME = '/';
-    const cwd = spec.workingDir ? rewrite(spec.workingDir) : '/';
+    const wd = spec.workingDir || '/';
+    // The container's root: a directory of the pod's, empty on this machine (see containerRootScript).
+    const root = path.join(w.dir, 'roots', c.name);
+    fs.mkdirSync(root, { recursive: true, mode: 0o755 });
+    const rootScript = containerRootScript(root, mounts, wd, spec.securityContext?.readOnlyRootFilesystem === true);
 
     // The user: container securityContext over the pod's; the image's user is root.
     const psc = pod.spec.securityContext ?? {};
@@ -1177,7 +1399,11 @@ export class TestKubelet {
       setpriv.push(`--reuid=${uid}`, `--regid=${gid}`, groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups');
     }
     if (csc.allowPrivilegeEscalation === false) setpriv.push('--no-new-privs');
-    const full = [...(w.sandbox ? this.net.execPrefix(w.sandbox) : []), ...setpriv, '--', ...argv];
+    // Its own mount namespace (slave: this machine's later mounts still show, its own never leak out) and,
+    // unless it shares the node's network, its own UTS namespace with the pod's hostname, as a runtime does.
+    const namespaces = ['unshare', '--mount', '--propagation', 'slave', ...(pod.spec.hostNetwork ? [] : ['--uts'])];
+    const script = (pod.spec.hostNetwork ? '' : `hostname ${shq(hostname)}\n`) + rootScript;
+    const full = [...(w.sandbox ? this.net.execPrefix(w.sandbox) : []), ...namespaces, 'sh', '-c', script, 'sh', ...setpriv, '--', ...argv];
 
     const restartCount = c.starts;
     const logDir = path.join(this.dir, 'logs', `${pod.metadata.namespace}_${pod.metadata.name}_${pod.metadata.uid}`, c.name);
@@ -1187,7 +1413,7 @@ export class TestKubelet {
     fs.writeSync(fd, `----- ${new Date().toISOString()} start (restart ${restartCount}): ${argv.join(' ')}\n`);
     let proc: ChildProcess;
     try {
-      proc = spawn(full[0], full.slice(1), { cwd, env, stdio: ['ignore', fd, fd] });
+      proc = spawn(full[0], full.slice(1), { cwd: '/', env, stdio: ['ignore', fd, fd] });
     } finally {
       fs.closeSync(fd);
     }
@@ -1202,7 +1428,8 @@ export class TestKubelet {
     c.started = !spec.startupProbe;
     c.ready = false;
     c.containerID = `etcd-ts-test-kubelet://${pod.metadata.uid}/${c.name}/${restartCount}`;
-    this.log(`pod ${w.key}: started container ${c.name} (pid ${proc.pid}, restart ${restartCount}): ${full.join(' ')}`);
+    const mountList = mounts.map((m) => `${m.source} at ${m.mountPath}${m.readOnly ? ' (ro)' : ''}`).join(', ');
+    this.log(`pod ${w.key}: started container ${c.name} (pid ${proc.pid}, restart ${restartCount}): ${[...namespaces, ...setpriv, '--', ...argv].join(' ')}; mounts: ${mountList || 'none'}`);
     this.event(w, 'Normal', 'Started', `Started container ${c.name}`, c.name);
     c.exited = new Promise<void>((resolve) => {
       let done = false;
@@ -1493,7 +1720,7 @@ export class TestKubelet {
     return {
       name: c.name,
       image: c.spec.image,
-      imageID: c.starts > 0 ? `etcd-ts-test-kubelet://${repoRoot()}/dist/src/bin/etcd-ts.js` : '',
+      imageID: c.starts > 0 ? `etcd-ts-test-kubelet://${repoRoot()}` : '',
       ...(c.starts > 0 ? { containerID: c.containerID } : {}),
       ready: c.running && c.started && (c.spec.readinessProbe ? c.ready : true),
       started: c.running && c.started,

@@ -23,8 +23,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Etcd3 } from 'etcd3';
-import { type NodeHandle, etcdTsBin, freePort, httpGet, repoRoot, startCluster } from '../helpers';
-import { type ControlPlane, requireK8sTools, startControlPlane } from '../helpers/kube';
+import { freePort, httpGet, repoRoot } from '../helpers';
+import { type ControlPlane } from '../helpers/kube';
+import { type ClusterStatus, type E2eEnv, type EtcdClusterObject, condition, runningWith, startE2eEnv, waitFor as waitForWith } from './env';
 import { KubeApi, type KubeObject } from './kubeapi';
 import { type Pod, TestKubelet } from './kubelet';
 
@@ -38,18 +39,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** The compiled operator: dist/operator/main.js (OPERATOR_MAIN overrides, for a build elsewhere). */
 const operatorMain = (): string => process.env.OPERATOR_MAIN ?? path.join(repoRoot(), 'dist', 'operator', 'main.js');
 
-interface ClusterStatus {
-  phase?: string;
-  observedGeneration?: number;
-  readyReplicas?: number;
-  members?: { name?: string; id: string; isLearner: boolean; isLeader: boolean; healthy: boolean }[];
-  conditions?: { type: string; status: string; reason: string; message: string }[];
-  leader?: string;
-  clusterID?: string;
-}
-type EtcdClusterObject = KubeObject & { spec: { replicas: number }; status?: ClusterStatus };
 
-let etcd: NodeHandle[] = [];
 let cp: ControlPlane | undefined;
 let kubelet: TestKubelet | undefined;
 let api: KubeApi | undefined;
@@ -132,25 +122,10 @@ async function diagnostics(): Promise<string> {
   return parts.join('\n');
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`${what}: not reached within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}\n${await diagnostics()}`);
-    }
-    await sleep(intervalMs);
-  }
-}
+const waitFor = <T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, intervalMs = 1000): Promise<T> =>
+  waitForWith(what, timeoutMs, check, diagnostics, intervalMs);
 
 const getCluster = () => api!.get<EtcdClusterObject>(CLUSTER_PATH);
-const condition = (s: ClusterStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 
 /** Times in ms since a start, by the number of voting members at which the cluster was settled (all healthy, Available). */
 type Settled = Map<number, number>;
@@ -170,15 +145,8 @@ function noteSettled(settled: Settled | undefined, since: number, s: ClusterStat
 async function waitRunning(n: number, timeoutMs: number, timeline?: { settled: Settled; since: number }): Promise<EtcdClusterObject> {
   return waitFor(`EtcdCluster Running with ${n} members`, timeoutMs, async () => {
     const c = await getCluster();
-    const s = c.status;
-    noteSettled(timeline?.settled, timeline?.since ?? 0, s);
-    const ok =
-      s?.phase === 'Running' &&
-      s.observedGeneration === c.metadata.generation &&
-      s.members?.length === n &&
-      s.members.every((m) => m.healthy && !m.isLearner) &&
-      condition(s, 'Available')?.status === 'True';
-    return ok ? c : undefined;
+    noteSettled(timeline?.settled, timeline?.since ?? 0, c.status);
+    return runningWith(c, n) ? c : undefined;
   }, timeline ? 250 : 1000);
 }
 
@@ -313,16 +281,13 @@ function stepTimes(settled: Settled, from: number, to: number): string {
   return parts.join(', ');
 }
 
+let env: E2eEnv | undefined;
+
 beforeAll(async () => {
-  requireK8sTools();
-  etcdTsBin();
   if (!fs.existsSync(operatorMain())) throw new Error(`${operatorMain()} is missing: build first (make build)`);
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-operator-e2e-'));
-  etcd = await startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 30_000 });
-  cp = await startControlPlane({ etcdServers: etcd.map((n) => n.clientUrl), readyTimeoutMs: 90_000 });
-  api = KubeApi.fromKubeconfig(cp.kubeconfig);
-  kubelet = new TestKubelet({ kubeconfig: cp.kubeconfig, nodeName: 'node-1', backoffInitialMs: 2000, backoffMaxMs: 10_000 });
-  await kubelet.start();
+  env = await startE2eEnv({ backoffInitialMs: 2000, backoffMaxMs: 10_000 });
+  ({ cp, kubelet, api } = env);
   await cp.kubectlOk(['apply', '--server-side', '-f', path.join(repoRoot(), 'crds', 'etcd-ts.io_etcdclusters.yaml')]);
   await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/etcdclusters.etcd-ts.io', '--timeout=30s'], { timeoutMs: 40_000 });
   await cp.kubectlOk(['create', 'namespace', NS]);
@@ -332,10 +297,7 @@ afterAll(async () => {
   await writer?.stop().catch(() => undefined);
   if (timings.length > 0) process.stdout.write(`operator e2e timings:\n${timings.map((t) => `  ${t}`).join('\n')}\n`);
   for (const o of operators) if (o.proc.exitCode === null) await o.kill();
-  await kubelet?.stop().catch(() => undefined);
-  api?.close();
-  await cp?.stop().catch(() => undefined);
-  await Promise.all(etcd.map((n) => n.destroy().catch(() => undefined)));
+  await env?.stop();
   if (workDir && !process.env.ETCD_TS_KEEP_TMP) fs.rmSync(workDir, { recursive: true, force: true });
 });
 

@@ -46,10 +46,18 @@ export async function requirePodNetworking(): Promise<void> {
     );
   }
   if (process.getuid?.() !== 0) throw new Error('the test kubelet needs root: it creates network namespaces, veth pairs and a bridge');
-  try {
-    await sh('setpriv', ['--version']);
-  } catch {
-    throw new Error('the test kubelet needs `setpriv` (util-linux) to start pod processes as their user and with a parent-death signal');
+  const utilLinux: [string, string][] = [
+    ['setpriv', 'to start pod processes as their user and with a parent-death signal'],
+    ['unshare', "to give each container its own mount and UTS namespaces and root"],
+    ['nsenter', 'to run commands in a container (exec)'],
+    ['mount', "to mount each container's volumes at their mountPaths"],
+  ];
+  for (const [tool, why] of utilLinux) {
+    try {
+      await sh(tool, ['--version']);
+    } catch {
+      throw new Error(`the test kubelet needs \`${tool}\` (util-linux) ${why}`);
+    }
   }
 }
 

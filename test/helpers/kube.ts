@@ -7,7 +7,8 @@
  * ${ETCD_TS_CACHE:-~/.cache/etcd-ts}/bin/k8s-v<version>/ ($ETCD_TS_K8S_DIR overrides the folder).
  *
  * startControlPlane() makes a temp dir with everything the components need, made with openssl: a
- * CA; kube-apiserver's serving certificate (127.0.0.1, localhost, the `kubernetes` service names);
+ * CA; kube-apiserver's serving certificate (127.0.0.1, localhost, the `kubernetes` service names and
+ * ClusterIP, and every node address the test kubelet may give its pods in place of that ClusterIP);
  * client certificates for an admin (group system:masters), system:kube-controller-manager and
  * system:kube-scheduler (the users Kubernetes' bootstrap RBAC policy binds); the service-account
  * key pair; one kubeconfig per identity. It starts kube-apiserver on a free 127.0.0.1 port with
@@ -377,8 +378,15 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   try {
     // --- certificates and keys
     const ca = makeCa(dir, 'ca');
+    // Pods of the test kubelet reach the API server at their node's bridge address 10.244.N.1 (N = 0..255,
+    // whichever instance the kubelet gets: test/e2e/podnet.ts) in place of the ClusterIP 10.0.0.1, and
+    // verify it as in-cluster clients do: every such address is a name of the serving certificate.
+    const nodeAddresses = Array.from({ length: 256 }, (_, n) => `IP:10.244.${n}.1`);
     makeCert(ca, 'apiserver', 'kube-apiserver', {
-      san: 'IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+      san: [
+        'IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+        ...nodeAddresses,
+      ].join(','),
     });
     const admin = makeCert(ca, 'admin', 'admin', { subject: '/O=system:masters/CN=admin' });
     const cm = makeCert(ca, 'controller-manager', 'system:kube-controller-manager');
