@@ -2,7 +2,7 @@
 // No control plane, no root.
 import * as path from 'path';
 import { etcdTsBin, repoRoot } from '../helpers';
-import { expandVars, imageEntrypoint } from './kubelet';
+import { IMAGE_ROOT, expandVars, imageEntrypoint } from './kubelet';
 
 describe('$(VAR) expansion as Kubernetes does it', () => {
   const vars = new Map([
@@ -27,14 +27,16 @@ describe('$(VAR) expansion as Kubernetes does it', () => {
 
 describe('the one image', () => {
   const node = process.execPath;
+  // the repository's build, as containers see it: mounted at IMAGE_ROOT, wherever the checkout is
+  const etcdTs = `${IMAGE_ROOT}/dist/src/bin/etcd-ts.js`;
   test.each(['etcd-ts', 'etcd-ts:0.1.0', 'ghcr.io/example/etcd-ts:1.2.3', 'localhost:5000/etcd-ts', 'etcd-ts@sha256:0123abcd'])('%s runs the built etcd-ts', (image) => {
-    expect(imageEntrypoint(image, undefined)).toEqual([node, etcdTsBin()]);
-    expect(imageEntrypoint(image, ['etcd-ts'])).toEqual([node, etcdTsBin()]);
-    expect(imageEntrypoint(image, ['/usr/local/bin/etcd-ts', 'snapshot', 'status'])).toEqual([node, etcdTsBin(), 'snapshot', 'status']);
+    expect(imageEntrypoint(image, undefined)).toEqual([node, etcdTs]);
+    expect(imageEntrypoint(image, ['etcd-ts'])).toEqual([node, etcdTs]);
+    expect(imageEntrypoint(image, ['/usr/local/bin/etcd-ts', 'snapshot', 'status'])).toEqual([node, etcdTs, 'snapshot', 'status']);
   });
   test('etcd-ts-operator is the image\'s second executable, run by command', () => {
-    expect(imageEntrypoint('etcd-ts:0.1.0', ['etcd-ts-operator', '--x'])).toEqual([node, path.join(repoRoot(), 'dist', 'operator', 'main.js'), '--x']);
-    expect(imageEntrypoint('registry.example.com/etcd-ts:0.1.0', ['/usr/local/bin/etcd-ts-operator'])).toEqual([node, path.join(repoRoot(), 'dist', 'operator', 'main.js')]);
+    expect(imageEntrypoint('etcd-ts:0.1.0', ['etcd-ts-operator', '--x'])).toEqual([node, `${IMAGE_ROOT}/dist/operator/main.js`, '--x']);
+    expect(imageEntrypoint('registry.example.com/etcd-ts:0.1.0', ['/usr/local/bin/etcd-ts-operator'])).toEqual([node, `${IMAGE_ROOT}/dist/operator/main.js`]);
   });
   test.each(['busybox:1.36', 'etcd-ts-operator:0.1.0', 'quay.io/coreos/etcd:v3.6.0', ''])('%s cannot be pulled', (image) => {
     expect(() => imageEntrypoint(image, undefined)).toThrow(expect.objectContaining({ reason: 'ErrImagePull' }));
@@ -42,6 +44,6 @@ describe('the one image', () => {
   });
   test('a command the image does not have', () => {
     expect(() => imageEntrypoint('etcd-ts:0.1.0', ['sh', '-c', 'true'])).toThrow(expect.objectContaining({ reason: 'RunContainerError' }));
-    expect(path.basename(etcdTsBin())).toBe('etcd-ts.js');
+    expect(path.relative(repoRoot(), etcdTsBin())).toBe(path.join('dist', 'src', 'bin', 'etcd-ts.js'));
   });
 });

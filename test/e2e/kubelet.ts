@@ -11,7 +11,9 @@
  * - list+watches the Pods with spec.nodeName = its node (the real scheduler binds them) and runs
  *   each container as a local process. The only image is `etcd-ts` (any tag, any registry path
  *   ending in /etcd-ts), with two executables: `etcd-ts` (the default entrypoint) is
- *   `node <repo>/dist/src/bin/etcd-ts.js`, `etcd-ts-operator` is `node <repo>/dist/operator/main.js`.
+ *   `node /etcd-ts-image/dist/src/bin/etcd-ts.js`, `etcd-ts-operator` is
+ *   `node /etcd-ts-image/dist/operator/main.js`, where /etcd-ts-image is this repository mounted
+ *   read-only in the container (IMAGE_ROOT), so no volume of the pod can hide it.
  *   Any other image leaves the container waiting with ErrImagePull / ImagePullBackOff and the
  *   message "the test kubelet runs only ...", as an image that cannot be pulled does;
  * - command/args with $(VAR) expansion as Kubernetes does it; env from value, fieldRef
@@ -48,7 +50,7 @@
  *   mount namespace (containerRootScript), with each volumeMount (subPath, readOnly) bind-mounted at
  *   its mountPath; directories a mountPath needs are made in that namespace only, so nothing is
  *   left on this machine's filesystem. The processes otherwise see this machine's files (the
- *   "image" is this machine);
+ *   "image" is this machine, plus this repository at /etcd-ts-image);
  * - probes: httpGet (HTTP/HTTPS) and tcpSocket startup/liveness/readiness probes against the pod
  *   IP, with initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold and
  *   failureThreshold; liveness and readiness start once the startup probe succeeded; a failed
@@ -302,12 +304,21 @@ export const IMAGE_EXECUTABLES: Readonly<Record<string, readonly string[]>> = {
   'etcd-ts-operator': ['dist', 'operator', 'main.js'],
 };
 
-/** The built file of an image executable; throws (not a container error: the test setup is wrong) when it is missing. */
+/**
+ * Where a container sees this repository, read-only: the image's files. A fixed path of its own rather than
+ * the repository's path on this machine, which a volume could hide (a checkout under /tmp and the members'
+ * emptyDir at /tmp).
+ */
+export const IMAGE_ROOT = '/etcd-ts-image';
+
+/**
+ * The container path of an image executable; throws (not a container error: the test setup is wrong) when
+ * its built file is missing here.
+ */
 function builtExecutable(name: string): string {
-  if (name === 'etcd-ts') return etcdTsBin();
-  const file = path.join(repoRoot(), ...IMAGE_EXECUTABLES[name]);
+  const file = name === 'etcd-ts' ? etcdTsBin() : path.join(repoRoot(), ...IMAGE_EXECUTABLES[name]);
   if (!fs.existsSync(file)) throw new Error(`${name} is not built: ${file} is missing. Run \`npm run build\` first.`);
-  return file;
+  return path.posix.join(IMAGE_ROOT, ...IMAGE_EXECUTABLES[name]);
 }
 
 /** The entrypoint of an image, or a ContainerError (the test kubelet has one image, with the executables above). */
@@ -357,7 +368,7 @@ const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  * the volume (as runc does). Everything disappears with the mount namespace when the container's last
  * process exits.
  */
-export function containerRootScript(root: string, mounts: readonly ContainerMount[], wd: string, readOnlyRoot = false): string {
+export function containerRootScript(root: string, mounts: readonly ContainerMount[], wd: string, readOnlyRoot = false, imageSource?: string): string {
   const lines = [
     'set -e',
     // mirror SRC DST: a tmpfs at DST with SRC's mode and owner, holding SRC's entries bind-mounted back.
@@ -373,6 +384,11 @@ export function containerRootScript(root: string, mounts: readonly ContainerMoun
     '}',
     `mirror / ${shq(root)}`,
   ];
+  if (imageSource !== undefined) {
+    // The image's files at IMAGE_ROOT (a directory made in the root's tmpfs), read-only as an image layer.
+    const target = shq(root + IMAGE_ROOT);
+    lines.push(`mkdir -p ${target}`, `mount --bind ${shq(imageSource)} ${target}`, `mount -o remount,bind,ro ${target}`);
+  }
   /** Directories (container paths) that live on a tmpfs made here: making entries in them touches nothing outside. */
   const ownDirs = new Set<string>(['/']);
   const volumes: { target: string; source: string }[] = [];
@@ -1383,7 +1399,7 @@ export class TestKubelet {
     // The container's root: a directory of the pod's, empty on this machine (see containerRootScript).
     const root = path.join(w.dir, 'roots', c.name);
     fs.mkdirSync(root, { recursive: true, mode: 0o755 });
-    const rootScript = containerRootScript(root, mounts, wd, spec.securityContext?.readOnlyRootFilesystem === true);
+    const rootScript = containerRootScript(root, mounts, wd, spec.securityContext?.readOnlyRootFilesystem === true, repoRoot());
 
     // The user: container securityContext over the pod's; the image's user is root.
     const psc = pod.spec.securityContext ?? {};
