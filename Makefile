@@ -42,8 +42,9 @@ k8s-tools:
 	@# the test kubelet (test/e2e) puts each pod in a network namespace: it needs iproute2's ip
 	@command -v ip >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends iproute2; }
 
-# helm v4 and promtool for the Helm chart tests (lint, template, install into the e2e control plane;
-# checking and unit-testing the alert rules), built from their Go modules and cached.
+# helm v4, promtool and prometheus for the Helm chart tests (lint, template, install into the e2e control
+# plane; checking and unit-testing the alert rules; a real Prometheus scraping etcd-ts with the chart's rules
+# and dashboard queries), built from their Go modules and cached.
 .PHONY: chart-tools chart-lint
 chart-tools:
 	@test/tools/charts.sh >/dev/null
@@ -85,7 +86,8 @@ bench-operator: build tools k8s-tools
 	bench/operator.sh > dist/operator-bench.md
 	node bench/report.js --section operator dist/operator-bench.md BENCHMARKS.md
 
-# The CRDs in crds/, generated from the zod schemas in operator/api (a unit test fails when they are stale).
+# The CRDs in crds/ and charts/etcd-ts-operator/crds/, generated from the zod schemas in operator/api (a unit
+# test fails when they are stale).
 .PHONY: crds
 crds: build
 	node dist/operator/api/generate-crds.js

@@ -76,7 +76,16 @@ function unary(labels: Labels, fn: UnaryHandler, log: Logger): grpc.handleUnaryC
     metrics.grpcStarted.inc(labels);
     metrics.grpcMsgReceived.inc(labels);
     const handled = handledOnce(labels);
+    // The RPC ends for the client at its deadline or when it cancels, whatever the handler still waits for
+    // (a proposal with no leader waits for the server's own timeout): counted then, with the code etcd
+    // records, so failure-rate alerts see what clients saw.
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    const timer = Number.isFinite(deadlineMs) ? setTimeout(() => handled('DeadlineExceeded'), Math.max(0, deadlineMs - Date.now())) : undefined;
+    timer?.unref();
+    call.on('cancelled', () => handled(Date.now() >= deadlineMs ? 'DeadlineExceeded' : 'Canceled'));
     const fail = (err: unknown) => {
+      clearTimeout(timer);
       const e = toServiceError(err, log, labels.grpc_method);
       handled(grpcCodeName(e.code ?? grpc.status.UNKNOWN));
       callback(e as grpc.ServiceError);
@@ -89,6 +98,7 @@ function unary(labels: Labels, fn: UnaryHandler, log: Logger): grpc.handleUnaryC
       return;
     }
     Promise.resolve(result).then((value) => {
+      clearTimeout(timer);
       handled('OK');
       metrics.grpcMsgSent.inc(labels);
       callback(null, value);

@@ -20,7 +20,7 @@ export const metrics = {
   // etcd exposes both as gauges set from the raft commit and apply indexes, despite the _total suffix.
   proposalsCommitted: new client.Gauge({ name: 'etcd_server_proposals_committed_total', help: 'Raft commit index: consensus proposals committed so far.', registers: [registry] }),
   proposalsApplied: new client.Gauge({ name: 'etcd_server_proposals_applied_total', help: 'Raft applied index: consensus proposals applied so far.', registers: [registry] }),
-  proposalsPending: new client.Gauge({ name: 'etcd_server_proposals_pending', help: 'Proposals made by this member and not yet committed.', registers: [registry] }),
+  proposalsPending: new client.Gauge({ name: 'etcd_server_proposals_pending', help: 'Proposals made by this member whose callers are still waiting for the outcome.', registers: [registry] }),
   proposalsFailed: new client.Counter({ name: 'etcd_server_proposals_failed_total', help: 'Proposals that failed (no leader, timeout, dropped).', registers: [registry] }),
   serverId: new client.Gauge({ name: 'etcd_server_id', help: 'Always 1; the server_id label carries this member\'s id in hex.', labelNames: ['server_id'], registers: [registry] }),
   serverVersion: new client.Gauge({ name: 'etcd_server_version', help: 'Always 1; the server_version label carries the etcd API version served.', labelNames: ['server_version'], registers: [registry] }),

@@ -1034,9 +1034,26 @@ export class EtcdServer {
   private enqueue(p: Proposal): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const now = Date.now();
-      this.waiters.set(p.id, { resolve, reject, startedAt: now, deadline: now + this.reqTimeoutMs });
-      this.queue.push(p);
+      // As etcd counts it: pending from the proposal until its caller has the outcome (applied, failed, timed out).
       metrics.proposalsPending.inc();
+      let settled = false;
+      const settle = () => {
+        if (!settled) metrics.proposalsPending.dec();
+        settled = true;
+      };
+      this.waiters.set(p.id, {
+        resolve: (v: unknown) => {
+          settle();
+          resolve(v);
+        },
+        reject: (e: unknown) => {
+          settle();
+          reject(e);
+        },
+        startedAt: now,
+        deadline: now + this.reqTimeoutMs,
+      });
+      this.queue.push(p);
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -1055,14 +1072,10 @@ export class EtcdServer {
     const waiting: Proposal[] = [];
     if (this.lead === NONE) return;
     for (const p of this.queue) {
-      if (!this.waiters.has(p.id)) {
-        metrics.proposalsPending.dec();
-        continue; // timed out meanwhile
-      }
+      if (!this.waiters.has(p.id)) continue; // timed out meanwhile
       try {
         if (p.cc) this.node.proposeConfChange(p.cc);
         else this.node.propose(p.data as Buffer);
-        metrics.proposalsPending.dec();
       } catch (err) {
         if (!(err instanceof ProposalDroppedError)) throw err;
         waiting.push(p);
@@ -1228,12 +1241,17 @@ export class EtcdServer {
 
   /** Rejects proposals and reads past their deadline with etcd's explanation of why. */
   private expireWaiters(now: number): void {
+    let expired = false;
     for (const [id, w] of this.waiters) {
       if (w.deadline > now) continue;
       this.waiters.delete(id);
+      expired = true;
       metrics.proposalsFailed.inc();
       w.reject(this.timeoutError(w.startedAt));
     }
+    // A proposal still queued (no leader to hand it to) goes with its waiter: it must not be proposed after
+    // its caller was told it failed, nor be held in memory for as long as the outage lasts.
+    if (expired) this.queue = this.queue.filter((p) => this.waiters.has(p.id));
     const expire = (list: ReadWaiter[]) =>
       list.filter((r) => {
         if (r.deadline > now) return true;

@@ -1,8 +1,8 @@
 /**
- * Locations of the chart tools test/tools/charts.sh builds (helm and
- * promtool), and the chart directory. Tests call helmPath() / promtoolPath()
- * and get a clear error naming the make target when a tool is missing or is
- * not the pinned release.
+ * Locations of the chart tools test/tools/charts.sh builds (helm, promtool
+ * and prometheus), and the chart directory. Tests call helmPath() /
+ * promtoolPath() / prometheusPath() and get a clear error naming the make
+ * target when a tool is missing or is not the pinned release.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -14,7 +14,7 @@ import { repoRoot } from './procs';
 export const HELM_VERSION = '4.3.2';
 export const PROMETHEUS_VERSION = '3.16.0';
 
-export type ChartTool = 'helm' | 'promtool';
+export type ChartTool = 'helm' | 'promtool' | 'prometheus';
 
 /** $ETCD_TS_CHART_TOOLS_DIR, else ${ETCD_TS_CACHE:-~/.cache/etcd-ts}/bin/chart-tools (where charts.sh puts them). */
 export function chartToolsDir(): string {
@@ -38,10 +38,11 @@ function chartToolPath(tool: ChartTool): string {
   const cached = verified.get(tool);
   if (cached !== undefined) return cached;
   const bin = path.join(chartToolsDir(), tool);
-  const wanted = tool === 'helm' ? `v${HELM_VERSION}` : `promtool, version ${PROMETHEUS_VERSION} `;
+  // promtool and prometheus print "<name>, version <version> (branch: ...)".
+  const wanted = tool === 'helm' ? `v${HELM_VERSION}` : `${tool}, version ${PROMETHEUS_VERSION} `;
   const hint =
     'Run `make chart-tools` (test/tools/charts.sh) to build helm ' +
-    `v${HELM_VERSION} and promtool ${PROMETHEUS_VERSION} from their Go modules, or set ETCD_TS_CHART_TOOLS_DIR.`;
+    `v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} from their Go modules, or set ETCD_TS_CHART_TOOLS_DIR.`;
   try {
     fs.accessSync(bin, fs.constants.X_OK);
   } catch {
@@ -62,6 +63,11 @@ export function helmPath(): string {
 /** Absolute path of promtool (built by test/tools/charts.sh); throws with instructions when missing. */
 export function promtoolPath(): string {
   return chartToolPath('promtool');
+}
+
+/** Absolute path of the Prometheus server (built by test/tools/charts.sh); throws with instructions when missing. */
+export function prometheusPath(): string {
+  return chartToolPath('prometheus');
 }
 
 /** The operator's Helm chart in this repository. */

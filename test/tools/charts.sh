@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Build the chart tools the Helm chart tests use: helm (lint, template,
-# install into the e2e control plane) and promtool (check and unit-test the
-# alert rules, lint /metrics).
+# install into the e2e control plane), promtool (check and unit-test the
+# alert rules, lint /metrics) and prometheus (scrape a live etcd-ts cluster
+# and evaluate the chart's alert rules and dashboard queries against it).
 #
 # Usage:  dir=$(test/tools/charts.sh)
 #         test/tools/charts.sh --check     (build nothing; exit 1 if anything is missing)
 #
 # Binaries go to ${ETCD_TS_CACHE:-$HOME/.cache/etcd-ts}/bin/chart-tools/.
-# The script is idempotent: when both binaries exist, run and report the
+# The script is idempotent: when every binary exists, runs and reports the
 # expected version it only prints the directory. Progress goes to stderr; the
 # only line on stdout is the bin directory, printed last.
 #
-# Both tools install with a plain `go install <package>@<tag>` from the Go
+# All tools install with a plain `go install <package>@<tag>` from the Go
 # module proxy (neither module has `replace` lines that would prevent it).
 # Their release builds stamp the version with -ldflags -X; we do the same so
-# that `helm version` and `promtool --version` report the release we pinned,
-# which is also what the idempotency check reads. A cold build of both takes a
+# that `helm version`, `promtool --version` and `prometheus --version` report
+# the release we pinned, which is also what the idempotency check reads.
+# promtool and prometheus come from the same module, so the second one mostly
+# reuses the first one's compiled packages. A cold build of all three takes a
 # few minutes on 2 cores; builds run under `nice`, one at a time.
 set -euo pipefail
 
@@ -44,6 +47,9 @@ tools=(
   # remove_all_sd leaves out Prometheus' service-discovery plugins (cloud SDKs): the tests use promtool's
   # rule and metrics checks only, and without them a cold build takes about 2.5 minutes instead of 8.
   "promtool|github.com/prometheus/prometheus/cmd/promtool@v${PROMETHEUS_MODULE_VERSION}|-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}|remove_all_sd"
+  # The server, for the test that scrapes a live cluster. It only needs static_configs (always built in),
+  # so it leaves out the same plugins.
+  "prometheus|github.com/prometheus/prometheus/cmd/prometheus@v${PROMETHEUS_MODULE_VERSION}|-s -w -X github.com/prometheus/common/version.Version=${PROMETHEUS_VERSION}|remove_all_sd"
 )
 
 # tool_ok NAME: the binary exists, runs, and reports the expected version.
@@ -55,9 +61,9 @@ tool_ok() {
       out="$(timeout 20 "$path" version --template '{{.Version}}' 2>&1)" || return 1
       [[ "$out" == "v${HELM_VERSION}" ]] || return 1
       ;;
-    promtool)
+    promtool | prometheus)
       out="$(timeout 20 "$path" --version 2>&1)" || return 1
-      grep -q "^promtool, version ${PROMETHEUS_VERSION}[[:space:]]" <<<"$out" || return 1
+      grep -q "^${name}, version ${PROMETHEUS_VERSION}[[:space:]]" <<<"$out" || return 1
       ;;
     *) return 1 ;;
   esac
@@ -71,17 +77,17 @@ all_ok() {
 }
 
 if all_ok; then
-  log "helm v${HELM_VERSION} and promtool ${PROMETHEUS_VERSION} already built in ${bin_dir}"
+  log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} already built in ${bin_dir}"
   printf '%s\n' "$bin_dir"
   exit 0
 fi
 
 if [[ $check_only == 1 ]]; then
-  log "test/tools/charts.sh: helm v${HELM_VERSION} or promtool ${PROMETHEUS_VERSION} missing or not runnable in ${bin_dir}; run \`make chart-tools\`"
+  log "test/tools/charts.sh: helm v${HELM_VERSION}, promtool or prometheus ${PROMETHEUS_VERSION} missing or not runnable in ${bin_dir}; run \`make chart-tools\`"
   exit 1
 fi
 
-command -v go >/dev/null 2>&1 || die "the 'go' command is not on PATH; install Go (>= 1.26) to build helm and promtool"
+command -v go >/dev/null 2>&1 || die "the 'go' command is not on PATH; install Go (>= 1.26) to build helm, promtool and prometheus"
 
 mkdir -p "$bin_dir" || die "cannot create ${bin_dir}"
 
@@ -93,7 +99,7 @@ fi
 
 # Another process may have finished the build while we waited for the lock.
 if all_ok; then
-  log "helm v${HELM_VERSION} and promtool ${PROMETHEUS_VERSION} already built in ${bin_dir}"
+  log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} already built in ${bin_dir}"
   printf '%s\n' "$bin_dir"
   exit 0
 fi
@@ -125,5 +131,5 @@ for t in "${tools[@]}"; do
   log "built    ${name} ($((SECONDS - start))s elapsed)"
 done
 
-log "helm v${HELM_VERSION} and promtool ${PROMETHEUS_VERSION} ready in ${bin_dir} ($((SECONDS - start))s)"
+log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} ready in ${bin_dir} ($((SECONDS - start))s)"
 printf '%s\n' "$bin_dir"
