@@ -159,8 +159,15 @@ rootfs() {
     printf '%s\n' "${root}"
     return
   fi
-  # Older entries belong to older sources: drop them so the cache does not grow without bound.
-  find "${base}" -mindepth 1 -maxdepth 1 ! -name "*-${key}" ! -name .lock -exec rm -rf {} +
+  # Older entries belong to older sources: keep the two newest others (another checkout's test run may be
+  # using one right now) and drop the rest, so the cache does not grow without bound.
+  local old
+  old="$(ls -1dt "${base}"/rootfs-* 2>/dev/null | grep -v -- "-${key}\$" | tail -n +3 | sed 's|.*/rootfs-||')" || true
+  for k in ${old}; do rm -rf "${base}/rootfs-${k}" "${base}/stage-${k}"; done
+  # a stage left without its rootfs (an interrupted build) is rebuilt or dropped likewise
+  for d in "${base}"/stage-*; do
+    [[ -e "${d}" && "${d}" != "${stage_dir}" && ! -d "${base}/rootfs-${d##*/stage-}" ]] && rm -rf "${d}"
+  done
   if [[ ! -f "${stage_dir}/.complete" ]]; then
     rm -rf "${stage_dir}"
     stage "${stage_dir}"
