@@ -3,6 +3,7 @@
 # integration tests compare etcd-ts against.
 #
 # Usage:  dir=$(test/tools/build.sh)
+#         test/tools/build.sh --check     (build nothing; exit 1 if anything is missing)
 #
 # Binaries go to ${ETCD_TS_CACHE:-$HOME/.cache/etcd-ts}/bin/etcd-v3.6.16/.
 # The script is idempotent: when all four binaries already exist and run
@@ -20,8 +21,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cache_root="${ETCD_TS_CACHE:-${HOME}/.cache/etcd-ts}"
 bin_dir="${cache_root}/bin/etcd-v${ETCD_VERSION}"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { printf 'test/tools/build.sh: error: %s\n' "$*" >&2; exit 1; }
+script="test/tools/build.sh"
+what="reference etcd v${ETCD_VERSION} tools"
+make_target="tools"
+# shellcheck source=gotools.sh
+source "${here}/gotools.sh"
 
 # name:package pairs. The root etcd module (which holds tools/benchmark) is not
 # published on the module proxy at v3.6.16, so go.mod pins it to the nearest
@@ -55,57 +59,17 @@ tool_ok() {
   esac
 }
 
-all_ok() {
-  local t
-  for t in "${tools[@]}"; do
-    tool_ok "${t%%:*}" || return 1
-  done
-}
-
-if all_ok; then
-  log "reference etcd v${ETCD_VERSION} tools already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-command -v go >/dev/null 2>&1 || die "the 'go' command is not on PATH; install Go (>= 1.26) to build the reference etcd tools"
-
-mkdir -p "$bin_dir" || die "cannot create ${bin_dir}"
-
-# Serialise concurrent builds (e.g. several test runners starting at once).
-exec 9>"${bin_dir}/.build.lock"
-if command -v flock >/dev/null 2>&1; then
-  flock 9 || die "cannot lock ${bin_dir}/.build.lock"
-fi
-
-# Another process may have finished the build while we waited for the lock.
-if all_ok; then
-  log "reference etcd v${ETCD_VERSION} tools already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-log "using $(go version)"
-cd "$here"
-
-start=$SECONDS
-for t in "${tools[@]}"; do
-  name="${t%%:*}"
-  pkg="${t#*:}"
-  if tool_ok "$name"; then
-    log "ok       ${name} (already built)"
-    continue
-  fi
-  log "building ${name} from ${pkg} ..."
+# build_tool ENTRY: go build through the wrapper module next to this script.
+build_tool() {
+  local name="${1%%:*}" pkg="${1#*:}" tmp
   tmp="${bin_dir}/.${name}.tmp.$$"
   if ! CGO_ENABLED=0 go build -trimpath -o "$tmp" "$pkg" >&2; then
     rm -f "$tmp"
     die "go build of ${name} (${pkg}) failed; see the output above"
   fi
   mv -f "$tmp" "${bin_dir}/${name}"
-  tool_ok "$name" || die "${bin_dir}/${name} was built but does not run or is not version ${ETCD_VERSION}"
-  log "built    ${name} ($((SECONDS - start))s elapsed)"
-done
+}
 
-log "reference etcd v${ETCD_VERSION} tools ready in ${bin_dir} ($((SECONDS - start))s)"
-printf '%s\n' "$bin_dir"
+before_build() { cd "$here"; }
+
+gotools_main "$@"

@@ -31,15 +31,11 @@ PROMETHEUS_VERSION="3.16.0"
 cache_root="${ETCD_TS_CACHE:-${HOME}/.cache/etcd-ts}"
 bin_dir="${cache_root}/bin/chart-tools"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { printf 'test/tools/charts.sh: error: %s\n' "$*" >&2; exit 1; }
-
-check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) printf 'usage: %s [--check]\n' "$0" >&2; exit 2 ;;
-esac
+script="test/tools/charts.sh"
+what="helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION}"
+make_target="chart-tools"
+# shellcheck source=gotools.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gotools.sh"
 
 # name|package@version|ldflags|build tags
 tools=(
@@ -69,55 +65,14 @@ tool_ok() {
   esac
 }
 
-all_ok() {
-  local t
-  for t in "${tools[@]}"; do
-    tool_ok "${t%%|*}" || return 1
-  done
-}
-
-if all_ok; then
-  log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-if [[ $check_only == 1 ]]; then
-  log "test/tools/charts.sh: helm v${HELM_VERSION}, promtool or prometheus ${PROMETHEUS_VERSION} missing or not runnable in ${bin_dir}; run \`make chart-tools\`"
-  exit 1
-fi
-
-command -v go >/dev/null 2>&1 || die "the 'go' command is not on PATH; install Go (>= 1.26) to build helm, promtool and prometheus"
-
-mkdir -p "$bin_dir" || die "cannot create ${bin_dir}"
-
-# Serialise concurrent builds (e.g. several test runners starting at once).
-exec 9>"${bin_dir}/.build.lock"
-if command -v flock >/dev/null 2>&1; then
-  flock 9 || die "cannot lock ${bin_dir}/.build.lock"
-fi
-
-# Another process may have finished the build while we waited for the lock.
-if all_ok; then
-  log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-log "using $(go version)"
 # Outside any module, so the tools' own go.mod decides every dependency.
-cd "$bin_dir"
+before_build() { cd "$bin_dir"; }
 
-start=$SECONDS
-for t in "${tools[@]}"; do
-  IFS='|' read -r name pkg ldflags tags <<<"$t"
-  if tool_ok "$name"; then
-    log "ok       ${name} (already built)"
-    continue
-  fi
-  log "building ${name} from ${pkg} ..."
-  # go install names the binary after the package; a private GOBIN keeps a
-  # half-built binary away from the one the tests use.
+# build_tool ENTRY: go install of the pinned release. go install names the binary after the package; a
+# private GOBIN keeps a half-built binary away from the one the tests use.
+build_tool() {
+  local name pkg ldflags tags gobin
+  IFS='|' read -r name pkg ldflags tags <<<"$1"
   gobin="${bin_dir}/.gobin.$$"
   rm -rf "$gobin"
   mkdir -p "$gobin"
@@ -127,9 +82,6 @@ for t in "${tools[@]}"; do
   fi
   mv -f "${gobin}/${name}" "${bin_dir}/${name}"
   rm -rf "$gobin"
-  tool_ok "$name" || die "${bin_dir}/${name} was built but does not run or does not report the pinned version"
-  log "built    ${name} ($((SECONDS - start))s elapsed)"
-done
+}
 
-log "helm v${HELM_VERSION}, promtool and prometheus ${PROMETHEUS_VERSION} ready in ${bin_dir} ($((SECONDS - start))s)"
-printf '%s\n' "$bin_dir"
+gotools_main "$@"

@@ -27,15 +27,11 @@ module_dir="${here}/k8s"
 cache_root="${ETCD_TS_CACHE:-${HOME}/.cache/etcd-ts}"
 bin_dir="${cache_root}/bin/k8s-v${K8S_VERSION}"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { printf 'test/tools/k8s.sh: error: %s\n' "$*" >&2; exit 1; }
-
-check_only=0
-case "${1:-}" in
-  --check) check_only=1 ;;
-  "") ;;
-  *) printf 'usage: %s [--check]\n' "$0" >&2; exit 2 ;;
-esac
+script="test/tools/k8s.sh"
+what="Kubernetes v${K8S_VERSION} control plane"
+make_target="k8s-tools"
+# shellcheck source=gotools.sh
+source "${here}/gotools.sh"
 
 # name:package pairs.
 tools=(
@@ -56,45 +52,11 @@ tool_ok() {
   grep -q "v${K8S_VERSION}\$" <<<"$out" || grep -q "v${K8S_VERSION}[[:space:]]" <<<"$out" || return 1
 }
 
-all_ok() {
-  local t
-  for t in "${tools[@]}"; do
-    tool_ok "${t%%:*}" || return 1
-  done
+before_build() {
+  grep -q "^require k8s.io/kubernetes v${K8S_VERSION}\$" "${module_dir}/go.mod" ||
+    die "${module_dir}/go.mod does not require k8s.io/kubernetes v${K8S_VERSION}; update both together"
+  cd "$module_dir"
 }
-
-if all_ok; then
-  log "Kubernetes v${K8S_VERSION} control plane already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-if [[ $check_only == 1 ]]; then
-  log "test/tools/k8s.sh: Kubernetes v${K8S_VERSION} binaries missing or not runnable in ${bin_dir}; run \`make k8s-tools\`"
-  exit 1
-fi
-
-command -v go >/dev/null 2>&1 || die "the 'go' command is not on PATH; install Go (>= 1.26) to build the Kubernetes binaries"
-grep -q "^require k8s.io/kubernetes v${K8S_VERSION}\$" "${module_dir}/go.mod" ||
-  die "${module_dir}/go.mod does not require k8s.io/kubernetes v${K8S_VERSION}; update both together"
-
-mkdir -p "$bin_dir" || die "cannot create ${bin_dir}"
-
-# Serialise concurrent builds (e.g. several test runners starting at once).
-exec 9>"${bin_dir}/.build.lock"
-if command -v flock >/dev/null 2>&1; then
-  flock 9 || die "cannot lock ${bin_dir}/.build.lock"
-fi
-
-# Another process may have finished the build while we waited for the lock.
-if all_ok; then
-  log "Kubernetes v${K8S_VERSION} control plane already built in ${bin_dir}"
-  printf '%s\n' "$bin_dir"
-  exit 0
-fi
-
-log "using $(go version)"
-cd "$module_dir"
 
 # What Kubernetes' own release build (hack/lib/version.sh, hack/lib/golang.sh)
 # stamps and sets: the version in both version packages, so that /version and
@@ -109,24 +71,15 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
 done
 tags="selinux,notest,grpcnotrace"
 
-start=$SECONDS
-for t in "${tools[@]}"; do
-  name="${t%%:*}"
-  pkg="${t#*:}"
-  if tool_ok "$name"; then
-    log "ok       ${name} (already built)"
-    continue
-  fi
-  log "building ${name} from ${pkg} ..."
+# build_tool ENTRY: go build through the wrapper module, under nice (the build is long and CPU-bound).
+build_tool() {
+  local name="${1%%:*}" pkg="${1#*:}" tmp
   tmp="${bin_dir}/.${name}.tmp.$$"
   if ! CGO_ENABLED=0 nice -n 15 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$tmp" "$pkg" >&2; then
     rm -f "$tmp"
     die "go build of ${name} (${pkg}) failed; see the output above"
   fi
   mv -f "$tmp" "${bin_dir}/${name}"
-  tool_ok "$name" || die "${bin_dir}/${name} was built but does not run or is not version v${K8S_VERSION}"
-  log "built    ${name} ($((SECONDS - start))s elapsed)"
-done
+}
 
-log "Kubernetes v${K8S_VERSION} control plane ready in ${bin_dir} ($((SECONDS - start))s)"
-printf '%s\n' "$bin_dir"
+gotools_main "$@"
