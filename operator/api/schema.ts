@@ -36,6 +36,7 @@ export const ETCD_DEFAULTS = {
   heartbeatInterval: 100,
   electionTimeout: 1000,
   snapshotCount: 10000,
+  metrics: 'basic',
 } as const;
 /** etcd refuses a longer election timeout. */
 export const MAX_ELECTION_TIMEOUT_MS = 50000;
@@ -198,6 +199,13 @@ export const etcdOptionsSchema = z
       .min(1)
       .default(ETCD_DEFAULTS.snapshotCount)
       .describe('etcd --snapshot-count: committed entries between two snapshots (after which the raft log is compacted).'),
+    metrics: z
+      .enum(['basic', 'extensive'])
+      .default(ETCD_DEFAULTS.metrics)
+      .describe(
+        'etcd --metrics: basic, or extensive to add the gRPC latency histogram grpc_server_handling_seconds ' +
+          '(the etcdGRPCRequestsSlow alert of the Helm chart reads it).',
+      ),
   })
   .meta(
     rules(

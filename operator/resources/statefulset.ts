@@ -26,7 +26,7 @@ import type {
   V1Toleration,
   V1TopologySpreadConstraint,
 } from '@kubernetes/client-node';
-import { type EtcdCluster, RESERVED_POD_LABELS } from '../api';
+import { ETCD_DEFAULTS, type EtcdCluster, RESERVED_POD_LABELS } from '../api';
 import { BOOTSTRAP_KEY_INITIAL_CLUSTER, BOOTSTRAP_KEY_INITIAL_CLUSTER_STATE } from './configmap';
 import {
   CLIENT_PORT,
@@ -88,6 +88,9 @@ export function etcdArgs(c: EtcdCluster): string[] {
     `--heartbeat-interval=${o.heartbeatInterval}`,
     `--election-timeout=${o.electionTimeout}`,
     `--snapshot-count=${o.snapshotCount}`,
+    // Only when asked for: adding `--metrics=basic` to every cluster would change every pod template, and an
+    // operator upgrade would restart every member for nothing.
+    ...(o.metrics !== ETCD_DEFAULTS.metrics ? [`--metrics=${o.metrics}`] : []),
   ];
 }
 

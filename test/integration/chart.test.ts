@@ -31,13 +31,14 @@ const RULES_FILE = 'files/etcd-alerts.yaml';
 const RULES_TEST_FILE = 'tests/etcd-alerts_test.yaml';
 const DASHBOARD_FILE = 'files/etcd-ts-dashboard.json';
 
-/** The alerts of etcd's standard set the chart ships (etcdGRPCRequestsSlow needs grpc_server_handling_seconds, served only with --metrics=extensive, which members do not run with). */
+/** etcd's standard alerts, as the chart ships them (etcdGRPCRequestsSlow has series only with spec.etcdOptions.metrics: extensive). */
 const EXPECTED_ALERTS: Record<string, string[]> = {
   etcdMembersDown: ['critical'],
   etcdInsufficientMembers: ['critical'],
   etcdNoLeader: ['critical'],
   etcdHighNumberOfLeaderChanges: ['warning'],
   etcdHighNumberOfFailedGRPCRequests: ['warning', 'critical'],
+  etcdGRPCRequestsSlow: ['critical'],
   etcdMemberCommunicationSlow: ['warning'],
   etcdHighNumberOfFailedProposals: ['warning'],
   etcdHighFsyncDurations: ['warning', 'critical'],
@@ -553,7 +554,7 @@ describe('alert rules (promtool)', () => {
     }
   });
 
-  test('thresholds are etcd\'s: no leader 1m, fsync p99 0.5 s / 1 s, failed gRPC 1% / 5%, commit 0.25 s, peer RTT 0.15 s, quota 95%, fragmentation 0.5', () => {
+  test('thresholds are etcd\'s: no leader 1m, fsync p99 0.5 s / 1 s, failed gRPC 1% / 5%, commit 0.25 s, peer RTT and unary gRPC p99 0.15 s, quota 95%, fragmentation 0.5', () => {
     const find = (name: string, severity: string) => alerts.find((a) => a.alert === name && a.labels?.severity === severity)!;
     expect(find('etcdNoLeader', 'critical').for).toBe('1m');
     expect(find('etcdHighFsyncDurations', 'warning').expr).toMatch(/histogram_quantile\(0\.99,[\s\S]*etcd_disk_wal_fsync_duration_seconds_bucket[\s\S]*\)\s*> 0\.5\s*$/);
@@ -562,6 +563,8 @@ describe('alert rules (promtool)', () => {
     expect(find('etcdHighNumberOfFailedGRPCRequests', 'critical').expr).toMatch(/\)\s*> 5\s*$/);
     expect(find('etcdHighCommitDurations', 'warning').expr).toMatch(/etcd_disk_backend_commit_duration_seconds_bucket[\s\S]*\)\s*> 0\.25\s*$/);
     expect(find('etcdMemberCommunicationSlow', 'warning').expr).toMatch(/etcd_network_peer_round_trip_time_seconds_bucket[\s\S]*\)\s*> 0\.15\s*$/);
+    expect(find('etcdGRPCRequestsSlow', 'critical').expr).toMatch(/grpc_server_handling_seconds_bucket\{[^}]*grpc_type="unary"[\s\S]*\)\s*> 0\.15\s*$/);
+    expect(find('etcdGRPCRequestsSlow', 'critical').for).toBe('10m');
     expect(find('etcdDatabaseQuotaLowSpace', 'critical').expr).toMatch(/\)\s*> 95\s*$/);
     expect(find('etcdDatabaseHighFragmentationRatio', 'warning').expr).toMatch(/\)\s*< 0\.5\s/);
     expect(find('etcdHighNumberOfLeaderChanges', 'warning').expr).toMatch(/\[15m\][\s\S]*>= 4\s*$/);
@@ -638,7 +641,8 @@ describe('live metrics of an etcd-ts cluster', () => {
   let text = '';
 
   beforeAll(async () => {
-    members = await startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 30_000 });
+    // extensive: the gRPC latency histogram the slow-requests alert reads
+    members = await startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 30_000, extraArgs: ['--metrics=extensive'] });
     const endpoints = members.map((m) => m.endpoint);
     for (let i = 0; i < 20; i++) {
       const r = await etcdctl(endpoints, ['put', `chart-key-${i}`, `value-${i}`]);
@@ -668,8 +672,7 @@ describe('live metrics of an etcd-ts cluster', () => {
   test('the rules and the dashboard read only metrics on the list of etcd\'s dashboard and alert metrics', () => {
     const used = usedMetrics().map((m) => m.name);
     expect(used.length).toBeGreaterThanOrEqual(20);
-    // The gRPC latency histogram is etcd's --metrics=extensive only; the chart's rules leave etcdGRPCRequestsSlow out.
-    expect(used).not.toContain('grpc_server_handling_seconds');
+    expect(used).toContain('grpc_server_handling_seconds');
   });
 
   test('/metrics serves each of them with etcd\'s type, label names and buckets', () => {

@@ -271,7 +271,8 @@ beforeAll(async () => {
   const prometheus = prometheusPath(); // fails early, naming `make chart-tools`, when it is not built
   toolPath('etcdctl'); // the same for the reference etcdctl (`make tools`)
   const relabelings = await memberRelabelings();
-  nodes = await startCluster({ kind: 'etcd-ts', size: 3 });
+  // As an EtcdCluster with etcdOptions.metrics: extensive runs its members, so the slow-requests alert has its histogram.
+  nodes = await startCluster({ kind: 'etcd-ts', size: 3, extraArgs: ['--metrics=extensive'] });
   promDir = tmpDataDir('etcd-ts-prometheus-');
   promLogFile = path.join(promDir, 'prometheus.log');
   rulesFile = path.join(chartDir(), RULES_FILE);
@@ -438,6 +439,17 @@ describe('Prometheus with the chart rules and dashboard, scraping a 3-member etc
     // The watch and the lease keep-alive of the traffic hold one stream each open.
     expect((await value('Active streams/A'))[0]).toBeGreaterThanOrEqual(1);
     expect((await value('Active streams/B'))[0]).toBeGreaterThanOrEqual(1);
+
+    // etcdGRPCRequestsSlow's expression without its threshold: a 99th percentile for the unary methods the
+    // traffic calls, on every member (how large it is depends on this machine's load, and is not tested).
+    const slow = (parseYaml(fs.readFileSync(rulesFile, 'utf8')) as { groups: { rules: { alert?: string; expr: string }[] }[] }).groups
+      .flatMap((g) => g.rules)
+      .find((r) => r.alert === 'etcdGRPCRequestsSlow');
+    if (!slow) throw new Error('the rules file has no etcdGRPCRequestsSlow');
+    const p99 = await query(slow.expr.trim().replace(/\s*>\s*0\.15$/, ''));
+    const putP99 = p99.filter((s) => s.metric.grpc_method === 'Put' && Number.isFinite(Number(s.value[1])));
+    expect(new Set(putP99.map((s) => s.metric.instance))).toEqual(new Set(nodes.map((n) => n.endpoint)));
+    for (const s of putP99) expect(Number(s.value[1])).toBeGreaterThan(0);
   });
 
   test('no alert is pending or firing on the healthy cluster', async () => {

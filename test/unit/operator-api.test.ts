@@ -40,6 +40,7 @@ describe('defaults', () => {
         heartbeatInterval: 100,
         electionTimeout: 1000,
         snapshotCount: 10000,
+        metrics: 'basic',
       },
     });
     expect(withDefaults(undefined)).toEqual(withDefaults({}));

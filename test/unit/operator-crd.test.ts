@@ -274,6 +274,7 @@ describe('the API server\'s schema and the operator\'s zod schema agree', () => 
         heartbeatInterval: 100,
         electionTimeout: 1000,
         snapshotCount: 10000,
+        metrics: 'basic',
       },
     });
   });

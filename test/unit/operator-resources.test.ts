@@ -236,6 +236,12 @@ describe('StatefulSet', () => {
     expect(ctr.args).toEqual(etcdArgs(c));
   });
 
+  test('--metrics=extensive only when etcdOptions.metrics asks for it (the default adds no flag, so no restart)', () => {
+    expect(etcdArgs(c).some((a) => a.startsWith('--metrics'))).toBe(false);
+    const extensive = cluster({ etcdOptions: { metrics: 'extensive' } });
+    expect(etcdArgs(extensive)).toEqual([...etcdArgs(c), '--metrics=extensive']);
+  });
+
   test('default scheduling: members prefer different nodes', () => {
     expect(pod.affinity).toEqual({
       podAntiAffinity: {
