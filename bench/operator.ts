@@ -24,10 +24,11 @@ import { type ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { type NodeHandle, etcdTsBin, freePort, repoRoot, startCluster } from '../test/helpers/procs';
-import { type ControlPlane, K8S_VERSION, requireK8sTools, startControlPlane } from '../test/helpers/kube';
-import { KubeApi, type KubeObject } from '../test/e2e/kubeapi';
-import { type Pod, TestKubelet } from '../test/e2e/kubelet';
+import { freePort } from '../test/helpers/procs';
+import { type ControlPlane, K8S_VERSION } from '../test/helpers/kube';
+import { type ClusterStatus, type E2eEnv, type EtcdClusterObject, condition, installCrdAndNamespace, operatorMain, outOfClusterOperatorArgs, startE2eEnv } from '../test/e2e/env';
+import { type KubeApi } from '../test/e2e/kubeapi';
+import { type Pod } from '../test/e2e/kubelet';
 
 const RUNS = Number(process.env.OPERATOR_BENCH_RUNS ?? 1);
 const NS = 'bench';
@@ -35,14 +36,6 @@ const POLL_MS = 250;
 
 const log = (msg: string) => process.stderr.write(`bench/operator: ${msg}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface ClusterStatus {
-  phase?: string;
-  observedGeneration?: number;
-  members?: { name?: string; id: string; isLearner: boolean; healthy: boolean }[];
-  conditions?: { type: string; status: string; reason: string; message: string }[];
-}
-type EtcdClusterObject = KubeObject & { status?: ClusterStatus };
 
 /** The measured times of one run, in ms. */
 interface Sample {
@@ -67,26 +60,10 @@ const ROWS: { key: keyof Sample; label: string }[] = [
 
 function startOperator(kubeconfig: string, logFile: string, metricsPort: number, healthPort: number): ChildProcess {
   const out = fs.openSync(logFile, 'a');
-  const proc = spawn(
-    process.execPath,
-    [
-      path.join(repoRoot(), 'dist', 'operator', 'main.js'),
-      `--kubeconfig=${kubeconfig}`,
-      '--member-endpoints=pod-ip',
-      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
-      `--health-probe-bind-address=127.0.0.1:${healthPort}`,
-      '--leader-election-namespace=default',
-      '--resync-seconds=10',
-      '--member-start-grace-seconds=15',
-      '--member-failure-seconds=45',
-    ],
-    { stdio: ['ignore', out, out] },
-  );
+  const proc = spawn(process.execPath, outOfClusterOperatorArgs(kubeconfig, metricsPort, healthPort), { stdio: ['ignore', out, out] });
   fs.closeSync(out);
   return proc;
 }
-
-const condition = (s: ClusterStatus | undefined, type: string) => s?.conditions?.find((c) => c.type === type);
 
 /** How many voting members the status shows when they are all healthy and the cluster is Available (learners aside). */
 function settledVoters(s: ClusterStatus | undefined): number | undefined {
@@ -181,31 +158,20 @@ const sec = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '?')
 
 async function main(): Promise<void> {
   if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`OPERATOR_BENCH_RUNS must be a positive integer, not ${process.env.OPERATOR_BENCH_RUNS}`);
-  requireK8sTools();
-  etcdTsBin();
-  if (!fs.existsSync(path.join(repoRoot(), 'dist', 'operator', 'main.js'))) throw new Error('the operator is not built: run `make build` first');
+  if (!fs.existsSync(operatorMain())) throw new Error('the operator is not built: run `make build` first');
   const began = Date.now();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-operator-bench-'));
-  let etcd: NodeHandle[] = [];
-  let cp: ControlPlane | undefined;
-  let kubelet: TestKubelet | undefined;
-  let api: KubeApi | undefined;
+  let env: E2eEnv | undefined;
   let operator: ChildProcess | undefined;
   const samples: Sample[] = [];
   try {
     log('starting the control plane ...');
-    etcd = await startCluster({ kind: 'etcd-ts', size: 3, readyTimeoutMs: 30_000 });
-    cp = await startControlPlane({ etcdServers: etcd.map((n) => n.clientUrl), readyTimeoutMs: 90_000 });
-    api = KubeApi.fromKubeconfig(cp.kubeconfig);
-    kubelet = new TestKubelet({ kubeconfig: cp.kubeconfig, nodeName: 'node-1', backoffInitialMs: 2000, backoffMaxMs: 10_000 });
-    await kubelet.start();
-    await cp.kubectlOk(['apply', '--server-side', '-f', path.join(repoRoot(), 'crds', 'etcd-ts.io_etcdclusters.yaml')]);
-    await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/etcdclusters.etcd-ts.io', '--timeout=30s'], { timeoutMs: 40_000 });
-    await cp.kubectlOk(['create', 'namespace', NS]);
-    operator = startOperator(cp.kubeconfig, path.join(workDir, 'operator.log'), await freePort(), await freePort());
+    env = await startE2eEnv({ backoffInitialMs: 2000, backoffMaxMs: 10_000 });
+    await installCrdAndNamespace(env.cp, NS);
+    operator = startOperator(env.cp.kubeconfig, path.join(workDir, 'operator.log'), await freePort(), await freePort());
     for (let run = 1; run <= RUNS; run++) {
       log(`run ${run}/${RUNS} ...`);
-      samples.push(await runOnce(api, cp, run));
+      samples.push(await runOnce(env.api, env.cp, run));
     }
   } catch (e) {
     const tail = fs.existsSync(path.join(workDir, 'operator.log'))
@@ -220,10 +186,7 @@ async function main(): Promise<void> {
       await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(15_000)]);
       if (proc.exitCode === null) proc.kill('SIGKILL');
     }
-    await kubelet?.stop().catch(() => undefined);
-    api?.close();
-    await cp?.stop().catch(() => undefined);
-    await Promise.all(etcd.map((n) => n.destroy().catch(() => undefined)));
+    await env?.stop();
     fs.rmSync(workDir, { recursive: true, force: true });
   }
 

@@ -4,7 +4,8 @@
  * admin API client; plus the bounded wait every e2e test uses, whose failure message carries the
  * diagnostics the caller asks for. stop() tears everything down in reverse order.
  */
-import { type NodeHandle, etcdTsBin, startCluster } from '../helpers';
+import * as path from 'path';
+import { type NodeHandle, etcdTsBin, repoRoot, startCluster } from '../helpers';
 import { type ControlPlane, requireK8sTools, startControlPlane } from '../helpers/kube';
 import { KubeApi, type KubeObject } from './kubeapi';
 import { TestKubelet, type TestKubeletOptions } from './kubelet';
@@ -56,6 +57,35 @@ export async function startE2eEnv(kubeletOptions: Omit<TestKubeletOptions, 'kube
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The compiled operator: dist/operator/main.js (OPERATOR_MAIN overrides, for a build elsewhere). */
+export const operatorMain = (): string => process.env.OPERATOR_MAIN ?? path.join(repoRoot(), 'dist', 'operator', 'main.js');
+
+/**
+ * The command line of an operator run outside the cluster, as the operator e2e test and benchmark run it:
+ * the admin kubeconfig, members by pod IP (this process reaches pod IPs over the kubelet's bridge, not their
+ * DNS names), its ports on 127.0.0.1, and member timings short enough for a test.
+ */
+export function outOfClusterOperatorArgs(kubeconfig: string, metricsPort: number, healthPort: number): string[] {
+  return [
+    operatorMain(),
+    `--kubeconfig=${kubeconfig}`,
+    '--member-endpoints=pod-ip',
+    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+    `--health-probe-bind-address=127.0.0.1:${healthPort}`,
+    '--leader-election-namespace=default',
+    '--resync-seconds=10',
+    '--member-start-grace-seconds=15',
+    '--member-failure-seconds=45',
+  ];
+}
+
+/** Applies the EtcdCluster CRD of crds/ and waits until the API server serves it; creates `namespace`. */
+export async function installCrdAndNamespace(cp: ControlPlane, namespace: string): Promise<void> {
+  await cp.kubectlOk(['apply', '--server-side', '-f', path.join(repoRoot(), 'crds', 'etcd-ts.io_etcdclusters.yaml')]);
+  await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/etcdclusters.etcd-ts.io', '--timeout=30s'], { timeoutMs: 40_000 });
+  await cp.kubectlOk(['create', 'namespace', namespace]);
+}
 
 /**
  * Polls `check` until it returns a value other than undefined, for at most timeoutMs; then fails with

@@ -23,9 +23,20 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Etcd3 } from 'etcd3';
-import { freePort, httpGet, repoRoot } from '../helpers';
+import { freePort, httpGet } from '../helpers';
 import { type ControlPlane } from '../helpers/kube';
-import { type ClusterStatus, type E2eEnv, type EtcdClusterObject, condition, runningWith, startE2eEnv, waitFor as waitForWith } from './env';
+import {
+  type ClusterStatus,
+  type E2eEnv,
+  type EtcdClusterObject,
+  condition,
+  installCrdAndNamespace,
+  operatorMain,
+  outOfClusterOperatorArgs,
+  runningWith,
+  startE2eEnv,
+  waitFor as waitForWith,
+} from './env';
 import { KubeApi, type KubeObject } from './kubeapi';
 import { type Pod, TestKubelet } from './kubelet';
 
@@ -36,8 +47,6 @@ const NAME = 'main';
 const CLUSTER_PATH = `/apis/etcd-ts.io/v1alpha1/namespaces/${NS}/etcdclusters/${NAME}`;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** The compiled operator: dist/operator/main.js (OPERATOR_MAIN overrides, for a build elsewhere). */
-const operatorMain = (): string => process.env.OPERATOR_MAIN ?? path.join(repoRoot(), 'dist', 'operator', 'main.js');
 
 
 let cp: ControlPlane | undefined;
@@ -57,22 +66,9 @@ class Operator {
     this.healthPort = healthPort;
     this.log = path.join(workDir, `operator-${n}.log`);
     const out = fs.openSync(this.log, 'a');
-    this.proc = spawn(
-      process.execPath,
-      [
-        operatorMain(),
-        `--kubeconfig=${cp!.kubeconfig}`,
-        '--member-endpoints=pod-ip',
-        `--metrics-bind-address=127.0.0.1:${metricsPort}`,
-        `--health-probe-bind-address=127.0.0.1:${healthPort}`,
-        '--leader-election-namespace=default',
-        '--log-level=debug',
-        '--resync-seconds=10',
-        '--member-start-grace-seconds=15',
-        '--member-failure-seconds=45',
-      ],
-      { stdio: ['ignore', out, out] },
-    );
+    this.proc = spawn(process.execPath, [...outOfClusterOperatorArgs(cp!.kubeconfig, metricsPort, healthPort), '--log-level=debug'], {
+      stdio: ['ignore', out, out],
+    });
     fs.closeSync(out);
     this.exited = new Promise((resolve) => this.proc.once('exit', (code) => resolve(code)));
   }
@@ -288,9 +284,7 @@ beforeAll(async () => {
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcd-ts-operator-e2e-'));
   env = await startE2eEnv({ backoffInitialMs: 2000, backoffMaxMs: 10_000 });
   ({ cp, kubelet, api } = env);
-  await cp.kubectlOk(['apply', '--server-side', '-f', path.join(repoRoot(), 'crds', 'etcd-ts.io_etcdclusters.yaml')]);
-  await cp.kubectlOk(['wait', '--for=condition=Established', 'crd/etcdclusters.etcd-ts.io', '--timeout=30s'], { timeoutMs: 40_000 });
-  await cp.kubectlOk(['create', 'namespace', NS]);
+  await installCrdAndNamespace(cp, NS);
 }, 240_000);
 
 afterAll(async () => {
